@@ -1,0 +1,37 @@
+"""arraypenalties: composable regularisation penalties for any Array API array.
+
+The same call works on numpy, PyTorch, JAX, CuPy, array-api-strict and dask
+arrays; :mod:`arraypenalties.backends` plugs in each framework's autodiff.
+Importing this package imports no array framework.
+"""
+
+from __future__ import annotations
+
+from arraypenalties import backends
+from arraypenalties._errors import (
+    ArrayPenaltiesError,
+    BackendError,
+    FiniteDifferenceWarning,
+    InvalidTypeError,
+    InvalidValueError,
+)
+from arraypenalties.backends import available_backends, get_backend, register_backend
+from arraypenalties.penalties import elastic_net, l1, l2
+
+__version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
+
+__all__ = [
+    "ArrayPenaltiesError",
+    "BackendError",
+    "FiniteDifferenceWarning",
+    "InvalidTypeError",
+    "InvalidValueError",
+    "__version__",
+    "available_backends",
+    "backends",
+    "elastic_net",
+    "get_backend",
+    "l1",
+    "l2",
+    "register_backend",
+]

@@ -1,0 +1,74 @@
+"""Option and array checks, all with one message style.
+
+Messages name the parameter in backticks, say what was given and what is allowed.
+Checks look only at Python options, dtypes and (static) shapes, never at array
+values, so they cost nothing under ``jax.jit`` or ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Real
+from typing import Any
+
+from arraypenalties._errors import InvalidTypeError, InvalidValueError
+
+REDUCTIONS = ("sum", "mean", "none")
+
+
+def _allowed(choices: Sequence[object]) -> str:
+    return ", ".join(repr(c) for c in choices)
+
+
+def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``; raise naming ``name`` otherwise."""
+    if isinstance(value, str) and value in choices:
+        return value
+    msg = f"`{name}` must be one of {_allowed(choices)}; got {value!r}"
+    if not isinstance(value, str):
+        raise InvalidTypeError(msg)
+    raise InvalidValueError(msg)
+
+
+def check_real(
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    allow_inf: bool = False,
+) -> float:
+    """Return ``value`` as a Python float after checking type and range.
+
+    Accepts Python and numpy real scalars (not ``bool``, not arrays); NaN is always
+    rejected, infinities unless ``allow_inf``; ``low`` / ``high`` are inclusive bounds.
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        msg = f"`{name}` must be a real number; got {value!r} of type {type(value).__name__}"
+        raise InvalidTypeError(msg)
+    number = float(value)
+    bad_range = (low is not None and not number >= low) or (high is not None and not number <= high)
+    if math.isnan(number) or (math.isinf(number) and not allow_inf) or bad_range:
+        low_text = "-inf" if low is None else repr(low)
+        high_text = "inf" if high is None else repr(high)
+        kind = "" if allow_inf else "finite, "
+        msg = f"`{name}` must be {kind}in [{low_text}, {high_text}]; got {value!r}"
+        raise InvalidValueError(msg)
+    return number
+
+
+def check_real_floating(x: Any, name: str, xp: Any) -> None:
+    """Raise unless ``x`` has a real floating dtype (no silent casting of ints / bools)."""
+    if not xp.isdtype(x.dtype, "real floating"):
+        msg = f"`{name}` must have a real floating dtype; got {x.dtype}"
+        raise InvalidTypeError(msg)
+
+
+def check_reduction(reduction: object, x: Any) -> str:
+    """Validate ``reduction``; a ``"mean"`` over zero elements is an error, not NaN."""
+    check_choice(reduction, "reduction", REDUCTIONS)
+    if reduction == "mean" and x.size == 0:
+        msg = f"`reduction` 'mean' needs at least one element; got an array of shape {x.shape}"
+        raise InvalidValueError(msg)
+    return str(reduction)

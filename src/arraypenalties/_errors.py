@@ -1,0 +1,57 @@
+"""The one exception hierarchy of arraypenalties.
+
+Every exception the library raises derives from :class:`ArrayPenaltiesError`.
+Bad option values and shapes are also :class:`ValueError`, wrong dtypes, types and
+namespaces also :class:`TypeError`, so callers can catch either the library's base
+class or the builtin they already expect.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+__all__ = [
+    "ArrayPenaltiesError",
+    "BackendError",
+    "FiniteDifferenceWarning",
+    "InvalidTypeError",
+    "InvalidValueError",
+    "warn",
+]
+
+
+class ArrayPenaltiesError(Exception):
+    """Base class of every exception raised by arraypenalties."""
+
+
+class InvalidValueError(ArrayPenaltiesError, ValueError):
+    """An option or an array has a value or shape outside what is allowed."""
+
+
+class InvalidTypeError(ArrayPenaltiesError, TypeError):
+    """An argument has the wrong type, dtype or array namespace."""
+
+
+class BackendError(ArrayPenaltiesError, RuntimeError):
+    """The array's backend cannot do what was asked (e.g. gradients of dask arrays)."""
+
+
+class FiniteDifferenceWarning(UserWarning):
+    """A gradient was approximated by finite differences, not computed by autodiff."""
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """Warn, attributing the warning to the first caller outside arraypenalties.
+
+    Python's default filters then show it once per line of user code, however
+    deep inside the library the warning was raised.
+    """
+    frame = sys._getframe(1)
+    level = 2  # 1 would be this function, 2 its caller
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        "arraypenalties."
+    ):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

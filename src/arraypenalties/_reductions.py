@@ -1,0 +1,31 @@
+"""The reductions every penalty shares: ``"sum"``, ``"mean"`` and ``"none"``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# array_api_compat.is_numpy_namespace is lru_cached, which torch.compile warns about
+_NUMPY_NAMESPACES = frozenset({"numpy", "array_api_compat.numpy"})
+
+
+def reduce(values: Any, reduction: str, *, xp: Any, scale: float = 1.0) -> Any:
+    """Return ``scale · R(values)`` as an array of ``values``' namespace.
+
+    ``"sum"`` and ``"mean"`` run over all elements and give a 0-d array;
+    ``"none"`` returns the elementwise array. The scale is applied after the
+    reduction (one scalar multiply instead of one per element). numpy returns
+    scalars from reductions and from arithmetic on 0-d arrays, so the result is
+    wrapped back into a 0-d array there: penalties never return numpy scalars.
+    ``reduction`` must already be validated (see ``_checks.check_reduction``).
+    """
+    if reduction == "sum":
+        result = xp.sum(values)
+    elif reduction == "mean":
+        result = xp.mean(values)
+    else:
+        result = values
+    if scale != 1.0:
+        result = result * scale
+    if xp.__name__ in _NUMPY_NAMESPACES:
+        result = xp.asarray(result)
+    return result

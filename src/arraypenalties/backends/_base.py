@@ -1,0 +1,105 @@
+"""The contract every backend fulfils, and the checks they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from arraypenalties._checks import check_real_floating
+from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._xp import describe_type, get_xp
+
+Array = Any
+ScalarFn = Callable[[Array], Array]
+
+
+class Backend:
+    """What arraypenalties needs from an array framework beyond the Array API.
+
+    Subclasses implement :meth:`value_and_grad`, :meth:`stop_gradient`,
+    :meth:`logsumexp` and :meth:`uniform`; :meth:`grad` and :meth:`per_term_grads`
+    have generic versions that frameworks override when they can do better.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"torch"``, ``"jax"``, ``"numpy"``, ...).
+    exact : bool
+        True when gradients come from autodiff, False for approximations.
+    has_gradients : bool
+        False for value-only backends (dask): every gradient request raises.
+    """
+
+    name: str = "base"
+    exact: bool = False
+    has_gradients: bool = True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} exact={self.exact}>"
+
+    def value_and_grad(
+        self, fn: ScalarFn, x: Array, /, *, create_graph: bool = False
+    ) -> tuple[Array, Array]:
+        """Return ``(fn(x), ∇ₓ fn(x))``; ``fn`` must return a real 0-d array.
+
+        With ``create_graph=True`` both stay differentiable (second order), with
+        respect to ``x`` and to whatever ``fn`` closes over.
+        """
+        raise NotImplementedError
+
+    def grad(self, fn: ScalarFn, x: Array, /, *, create_graph: bool = False) -> Array:
+        """Return ``∇ₓ fn(x)``, an array of ``x``'s shape, dtype and device."""
+        return self.value_and_grad(fn, x, create_graph=create_graph)[1]
+
+    def per_term_grads(
+        self, fns: Sequence[ScalarFn], x: Array, /
+    ) -> tuple[list[Array], list[Array]]:
+        """Return ``([fᵢ(x)], [∇ₓ fᵢ(x)])`` for every function in ``fns``."""
+        pairs = [self.value_and_grad(fn, x) for fn in fns]
+        return [value for value, _ in pairs], [grad for _, grad in pairs]
+
+    def stop_gradient(self, x: Array, /) -> Array:
+        """``x`` as a constant for autodiff (identity on backends without it)."""
+        raise NotImplementedError
+
+    def logsumexp(
+        self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Array:
+        """Numerically stable ``log Σ exp(x)`` over ``axis``."""
+        raise NotImplementedError
+
+    def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
+        """Samples of U[0, 1) of ``shape`` and ``dtype`` on ``like``'s device.
+
+        ``rng`` is an int seed or the framework's generator / key; ``None`` uses
+        the framework's global generator where one exists.
+        """
+        raise NotImplementedError
+
+
+def check_differentiable_input(x: Array) -> Any:
+    """Raise unless ``x`` is a real floating array; return its namespace."""
+    xp = get_xp(x, names=("x",))
+    check_real_floating(x, "x", xp)
+    return xp
+
+
+def check_scalar_output(value: Array) -> None:
+    """Raise unless ``fn`` returned a real floating 0-d array (something with a gradient)."""
+    shape = getattr(value, "shape", None)
+    if shape is None or tuple(shape) != ():
+        got = f"shape {tuple(shape)}" if shape is not None else describe_type(value)
+        msg = f"`fn` must return a 0-d array to be differentiated; got {got}"
+        raise InvalidValueError(msg)
+    xp = get_xp(value, names=("fn(x)",))
+    if not xp.isdtype(value.dtype, "real floating"):
+        msg = (
+            f"`fn` must return a real floating 0-d array to be differentiated; got dtype "
+            f"{value.dtype} (integer outputs such as argmax have no gradient)"
+        )
+        raise InvalidTypeError(msg)
+
+
+def rng_type_error(rng: object, allowed: str) -> InvalidTypeError:
+    """The error for an ``rng`` argument of a kind the backend cannot use."""
+    return InvalidTypeError(f"`rng` must be {allowed}; got {describe_type(rng)}")

@@ -1,0 +1,135 @@
+"""Finite-difference fallback for namespaces without autodiff (numpy, array-api-strict, cupy).
+
+Central differences in float64 with the step ``h = eps^(1/3) · max(1, |x|)``
+(``eps`` of float64), the choice that balances truncation error ``O(h²)``
+against rounding error ``O(eps / h)``; the steps are made exactly representable
+(``(x + h) − (x − h)`` is the divisor). Every gradient request warns with
+:class:`~arraypenalties.FiniteDifferenceWarning` and costs ``2·n`` evaluations
+of ``fn``, so inputs above a size limit are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from arraypenalties._errors import BackendError, FiniteDifferenceWarning, warn
+from arraypenalties._xp import logsumexp_array_api
+from arraypenalties.backends._base import (
+    Array,
+    Backend,
+    ScalarFn,
+    check_differentiable_input,
+    check_scalar_output,
+    rng_type_error,
+)
+
+_STEP_SCALE = float(np.finfo(np.float64).eps) ** (1.0 / 3.0)
+DEFAULT_MAX_ELEMENTS = 10_000
+_limit = {"max_elements": DEFAULT_MAX_ELEMENTS}
+
+
+def set_max_elements(max_elements: int) -> int:
+    """Set the size limit of finite-difference gradients; return the previous one."""
+    previous = _limit["max_elements"]
+    _limit["max_elements"] = max_elements
+    return previous
+
+
+def _central_differences(fn: ScalarFn, x: Array, xp: Any) -> Array:
+    """``∇ fn(x)`` by central differences, evaluated in float64, in ``x``'s dtype."""
+    work = xp.reshape(xp.astype(x, xp.float64, copy=True), (-1,))
+    count = work.shape[0]
+    if count == 0:
+        return xp.zeros_like(x)
+    steps = _STEP_SCALE * xp.maximum(xp.abs(work), xp.ones_like(work))
+    uppers, lowers = work + steps, work - steps
+    slopes = []
+    for i in range(count):
+        original = work[i]
+        work[i] = uppers[i]  # mutated in place and restored: one O(n) copy in all
+        f_upper = fn(xp.reshape(work, x.shape))
+        work[i] = lowers[i]
+        f_lower = fn(xp.reshape(work, x.shape))
+        work[i] = original
+        slopes.append((f_upper - f_lower) / (uppers[i] - lowers[i]))
+    return xp.astype(xp.reshape(xp.stack(slopes), x.shape), x.dtype)
+
+
+class FiniteDifferenceBackend(Backend):
+    """Approximate gradients for a namespace without autodiff (``exact = False``)."""
+
+    exact = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _check_request(self, x: Array, create_graph: bool) -> Any:
+        xp = check_differentiable_input(x)
+        if create_graph:
+            msg = (
+                f"second-order gradients (`create_graph=True`) need exact autodiff; {self.name} "
+                "arrays only have finite-difference gradients: use torch or jax arrays"
+            )
+            raise BackendError(msg)
+        limit = _limit["max_elements"]
+        if x.size > limit:
+            msg = (
+                f"finite-difference gradients of {self.name} arrays are limited to {limit} "
+                f"elements (2·n evaluations of `fn`); `x` has {x.size}. Use torch or jax "
+                "arrays, or raise the limit with "
+                "arraypenalties.backends.set_finite_difference_limit(n)"
+            )
+            raise BackendError(msg)
+        warn(
+            f"approximate gradient, O(n) evaluations: {self.name} has no autodiff, so the "
+            "gradient is computed by central finite differences in float64; use torch or "
+            "jax arrays for exact gradients",
+            FiniteDifferenceWarning,
+        )
+        return xp
+
+    def value_and_grad(
+        self, fn: ScalarFn, x: Array, /, *, create_graph: bool = False
+    ) -> tuple[Array, Array]:
+        xp = self._check_request(x, create_graph)
+        value = fn(x)
+        check_scalar_output(value)
+        return value, _central_differences(fn, x, xp)
+
+    def per_term_grads(
+        self, fns: Sequence[ScalarFn], x: Array, /
+    ) -> tuple[list[Array], list[Array]]:
+        xp = self._check_request(x, create_graph=False)
+        values = [fn(x) for fn in fns]
+        for value in values:
+            check_scalar_output(value)
+        return values, [_central_differences(fn, x, xp) for fn in fns]
+
+    def stop_gradient(self, x: Array, /) -> Array:
+        return x
+
+    def logsumexp(
+        self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
+    ) -> Array:
+        xp = check_differentiable_input(x)
+        return logsumexp_array_api(x, axis=axis, keepdims=keepdims, xp=xp)
+
+    def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
+        """Samples from a numpy ``Generator`` (``rng``: None, int seed or Generator).
+
+        Drawn on the host in ``dtype`` (float32 or float64), then moved to
+        ``like``'s namespace and device.
+        """
+        if rng is None or (isinstance(rng, int) and not isinstance(rng, bool)):
+            generator = np.random.default_rng(rng)
+        elif isinstance(rng, np.random.Generator):
+            generator = rng
+        else:
+            raise rng_type_error(rng, "None, an int seed or a numpy.random.Generator")
+        xp = check_differentiable_input(like)
+        host_dtype = np.float32 if dtype == xp.float32 else np.float64
+        samples = generator.random(shape, dtype=host_dtype)
+        return xp.asarray(samples, dtype=dtype, device=like.device)
