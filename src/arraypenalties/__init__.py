@@ -5,8 +5,6 @@ arrays; :mod:`arraypenalties.backends` plugs in each framework's autodiff.
 Importing this package imports no array framework.
 """
 
-from __future__ import annotations
-
 from arraypenalties import backends
 from arraypenalties._errors import (
     ArrayPenaltiesError,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from numbers import Real
-from typing import Any
+from typing import Any, cast
 
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
 
@@ -65,10 +65,17 @@ def check_real_floating(x: Any, name: str, xp: Any) -> None:
         raise InvalidTypeError(msg)
 
 
+def element_count(x: Any) -> float:
+    """Number of elements of ``x`` (``x.size`` is a method on torch; NaN for unknown dask sizes)."""
+    return cast(float, math.prod(x.shape))
+
+
 def check_reduction(reduction: object, x: Any) -> str:
     """Validate ``reduction``; a ``"mean"`` over zero elements is an error, not NaN."""
     check_choice(reduction, "reduction", REDUCTIONS)
-    if reduction == "mean" and x.size == 0:
-        msg = f"`reduction` 'mean' needs at least one element; got an array of shape {x.shape}"
+    if reduction == "mean" and element_count(x) == 0:
+        msg = (
+            f"`reduction` 'mean' needs at least one element; got an array of shape {tuple(x.shape)}"
+        )
         raise InvalidValueError(msg)
     return str(reduction)

@@ -11,6 +11,7 @@ framework means that framework is already imported.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,17 +93,22 @@ def get_xp(*arrays: object, names: Sequence[str] = ()) -> Any:
     return xp
 
 
-def logsumexp_array_api(x: Any, *, axis: int | tuple[int, ...] | None, keepdims: bool, xp: Any) -> Any:
+def logsumexp_array_api(
+    x: Any, *, axis: int | tuple[int, ...] | None, keepdims: bool, xp: Any
+) -> Any:
     """``log Σ exp(x)`` over ``axis`` in pure Array API calls, shifted by the max.
 
     The fallback for namespaces without a fused kernel (numpy, array-api-strict,
-    cupy, dask). Rows whose max is not finite are shifted by 0 instead, so an
-    all ``-inf`` row gives ``-inf`` rather than NaN. These namespaces have no
-    autodiff, so the shift needs no ``stop_gradient``.
+    cupy, dask). Rows whose max is not finite are shifted by 0 instead, and an
+    all ``-inf`` row gives ``-inf`` without evaluating ``log(0)``. These
+    namespaces have no autodiff, so the shift needs no ``stop_gradient``.
     """
     shift = xp.max(x, axis=axis, keepdims=True)
     shift = xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
-    out = xp.log(xp.sum(xp.exp(x - shift), axis=axis, keepdims=True)) + shift
+    total = xp.sum(xp.exp(x - shift), axis=axis, keepdims=True)
+    positive = total > 0  # log(0) would warn on numpy: take it as -inf by hand
+    safe_log = xp.log(xp.where(positive, total, xp.ones_like(total)))
+    out = xp.where(positive, safe_log, xp.full_like(total, -math.inf)) + shift
     if keepdims:
         return out
     if axis is None:

@@ -80,7 +80,7 @@ def l1(x: Any, /, *, lam: float = 1.0, reduction: str = "sum", xp: Any = None) -
 
 def _center_option(center: object) -> str | float | None:
     if center is None or center == "mean":
-        return center  # type: ignore[return-value]
+        return center
     if isinstance(center, str):
         check_choice(center, "center", ("mean",))
     try:

@@ -115,9 +115,10 @@ def _find(kind: type, value: object) -> Backend:
         if top_module in registration.modules:
             return _load(registration)
     for registration in registrations:
-        if registration.array_types is not None and registration.modules[0] in sys.modules:
-            if isinstance(value, registration.array_types()):
-                return _load(registration)
+        types_of = registration.array_types
+        imported = registration.modules[0] in sys.modules  # else no array of it exists
+        if types_of is not None and imported and isinstance(value, types_of()):
+            return _load(registration)
     msg = (
         f"no backend for arrays of type {describe_type(value)}; known backends: "
         f"{', '.join(sorted(_REGISTRY))} (add one with register_backend)"
@@ -180,8 +181,8 @@ def set_finite_difference_limit(max_elements: int) -> int:
 
 def _module_attribute(module: str, *attributes: str) -> Callable[[], tuple[type, ...]]:
     def array_types() -> tuple[type, ...]:
-        found = sys.modules[module]
-        return tuple(getattr(found, attribute) for attribute in attributes)
+        found = sys.modules.get(module)  # not imported: no array of it can exist
+        return () if found is None else tuple(getattr(found, name) for name in attributes)
 
     return array_types
 
@@ -213,7 +214,7 @@ register_backend(
     "array_api_strict",
     _finite_difference("array_api_strict"),
     modules=("array_api_strict",),
-    array_types=_module_attribute("array_api_strict", "Array"),
+    array_types=_module_attribute("array_api_strict._array_object", "Array"),
 )
 register_backend(
     "cupy",

@@ -49,9 +49,8 @@ class DaskBackend(Backend):
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         """Lazy samples from ``dask.array.random.default_rng`` (None, int or Generator)."""
-        if rng is None or (isinstance(rng, int) and not isinstance(rng, bool)):
-            generator = da.random.default_rng(rng)
-        elif isinstance(rng, (np.random.Generator, da.random.Generator)):
+        seed = rng is None or (isinstance(rng, int) and not isinstance(rng, bool))
+        if seed or isinstance(rng, (np.random.Generator, da.random.Generator)):
             generator = da.random.default_rng(rng)
         else:
             raise rng_type_error(rng, "None, an int seed or a numpy / dask Generator")

@@ -43,9 +43,7 @@ class JaxBackend(Backend):
     exact = True
 
     def __init__(self) -> None:
-        self._per_term_cache: OrderedDict[tuple[ScalarFn, ...], Callable[..., Any]] = (
-            OrderedDict()
-        )
+        self._per_term_cache: OrderedDict[tuple[ScalarFn, ...], Callable[..., Any]] = OrderedDict()
 
     def value_and_grad(
         self, fn: ScalarFn, x: Array, /, *, create_graph: bool = False

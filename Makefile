@@ -1,0 +1,37 @@
+# The README's two commands: `make test` and `make demo`. Both set up what they need.
+PYTHON ?= python3
+VENV := .venv
+DEMO_VENV := .venv-demo
+PIP_FLAGS := --disable-pip-version-check --quiet
+# pytest-xdist workers; `make test WORKERS=0` runs in one process
+WORKERS ?= 2
+
+.PHONY: test demo lint bench docs clean
+
+# The pinned test environment; rebuilt when the pins or the package metadata change.
+$(VENV)/.installed: requirements/test.txt pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -r requirements/test.txt
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+# Every backend that is installed (numpy, array-api-strict, torch, jax, dask; cupy with a GPU).
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
+
+# The bare package with numpy only (no framework): `python -m arraypenalties demo`.
+demo:
+	test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install $(PIP_FLAGS) ".[numpy]"
+	$(DEMO_VENV)/bin/python -m arraypenalties demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks examples conftest.py
+	$(VENV)/bin/ruff format --check src tests benchmarks examples conftest.py
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_penalties.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,276 @@
+"""``python -m arraypenalties info|demo``: installed frameworks, backends, a worked example.
+
+Application code: unlike the library it converts 0-d arrays to Python floats, to print them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import arraypenalties
+from arraypenalties._xp import get_xp
+from arraypenalties.backends import Backend
+
+__all__ = ["DEMO_BACKENDS", "DEMO_X", "build_parser", "main"]
+
+DEMO_X = (0.5, -1.0, 2.0, -0.25, 0.0, 1.5)
+DEMO_BACKENDS = ("numpy", "torch", "jax", "array_api_strict", "dask")
+
+# framework -> the pip distributions that provide it (cupy ships one wheel per CUDA major)
+_DISTRIBUTIONS = {name: (name,) for name in ("numpy", "torch", "jax", "jaxlib")} | {
+    "array_api_strict": ("array-api-strict",),
+    "dask": ("dask",),
+    "cupy": ("cupy", "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x"),
+}
+_NAMESPACES = {"jax": "jax.numpy", "dask": "dask.array"}
+_PENALTIES: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("l1", arraypenalties.l1),
+    ("l2", functools.partial(arraypenalties.l2, lam=0.5)),
+    ("elastic_net", functools.partial(arraypenalties.elastic_net, l1_ratio=0.5)),
+)
+_FD_NOTE = (
+    "finite differences: central differences in float64, 2n penalty evaluations per "
+    "gradient; approximate (FiniteDifferenceWarning). torch and jax use exact autodiff."
+)
+_SUBGRADIENT_NOTE = (
+    "|x| has no derivative at x = 0.0; backends pick their own subgradient there "
+    "(torch and finite differences 0, jax 1), so l1 and elastic_net grad norms may differ."
+)
+
+
+def _version(framework: str) -> str | None:
+    for distribution in _DISTRIBUTIONS[framework]:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(distribution)
+    return None
+
+
+def _cupy_devices() -> str:
+    try:
+        import cupy
+
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # no driver, no GPU or a broken CUDA install
+        return "no GPU"
+    return f"{count} GPU(s)" if count else "no GPU"
+
+
+def _devices(framework: str) -> str:
+    """Devices of an installed framework, or ``""`` for frameworks without that notion."""
+    try:
+        if framework == "torch":
+            import torch
+
+            cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            return ", ".join(["cpu", *(f"cuda:{i}" for i in range(cuda))])
+        if framework == "jax":
+            import jax
+
+            return ", ".join(f"{device.platform}:{device.id}" for device in jax.devices())
+        if framework == "cupy":
+            return _cupy_devices()
+    except Exception as exc:  # a broken install must not crash `info`
+        return f"error: {type(exc).__name__}: {exc}"
+    return ""
+
+
+@contextlib.contextmanager
+def _float64(framework: str) -> Iterator[None]:
+    """Enable jax's float64 for the block only and restore the previous setting."""
+    if framework != "jax":
+        yield
+        return
+    import jax
+
+    config: Any = jax.config  # untyped in jax's stubs
+    previous = config.read("jax_enable_x64")
+    config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        config.update("jax_enable_x64", previous)
+
+
+def _make_array(framework: str, values: Sequence[float]) -> Any:
+    namespace = importlib.import_module(_NAMESPACES.get(framework, framework))
+    return namespace.asarray(list(values), dtype=namespace.float64)
+
+
+def _gradient_method(backend: Backend) -> str:
+    if not backend.has_gradients:
+        return "n/a (values only)"
+    return "autodiff" if backend.exact else "finite differences"
+
+
+def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
+    """Aligned plain-text table; ``align`` has one ``"l"`` or ``"r"`` per column (default l)."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    align = align.ljust(len(header), "l")
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (
+            cell.rjust(width) if how == "r" else cell.ljust(width)
+            for cell, width, how in zip(cells, widths, align, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def _backend_row(name: str) -> list[str]:
+    if name == "cupy" and _cupy_devices() == "no GPU":
+        return [name, "-", "-", "unusable: no GPU"]
+    try:
+        with _float64(name):
+            backend = arraypenalties.get_backend(_make_array(name, [0.0]))
+    except Exception as exc:  # report, do not crash: `info` is a diagnostic
+        return [name, "?", "?", f"error: {type(exc).__name__}: {exc}"]
+    exact = "yes" if backend.exact else "no"
+    gradients = "yes" if backend.has_gradients else "values only"
+    return [name, exact, gradients, _gradient_method(backend)]
+
+
+def run_info() -> int:
+    """Print versions, devices and registered backends; return the exit status (0)."""
+    print(f"arraypenalties {arraypenalties.__version__} (Python {sys.version.split()[0]})\n")
+    rows = []
+    for framework in _DISTRIBUTIONS:
+        version = _version(framework)
+        devices = _devices(framework) if version is not None else ""
+        rows.append([framework, version or "not installed", devices])
+    print(_format_table(["framework", "version", "devices"], rows) + "\n")
+    header = ["backend", "exact autodiff", "gradients", "gradient method"]
+    print(_format_table(header, [_backend_row(n) for n in arraypenalties.available_backends()]))
+    return 0
+
+
+def _grad_norm(backend: Backend, fn: Callable[[Any], Any], x: Any) -> float:
+    grad = backend.grad(fn, x)
+    xp = get_xp(grad)
+    return float(xp.sqrt(xp.sum(grad * grad)))
+
+
+def _demo_rows(framework: str) -> list[list[str]]:
+    rows = []
+    with _float64(framework):
+        x = _make_array(framework, DEMO_X)
+        backend = arraypenalties.get_backend(x)
+        for penalty, fn in _PENALTIES:
+            value = f"{float(fn(x)):.6f}"
+            norm = f"{_grad_norm(backend, fn, x):.6f}" if backend.has_gradients else "-"
+            rows.append([framework, penalty, value, norm, _gradient_method(backend)])
+    return rows
+
+
+def _reemit_unexpected(caught: Sequence[warnings.WarningMessage]) -> bool:
+    """Re-emit all but the finite-difference warnings; say whether there was one."""
+    used_fd = False
+    for w in caught:
+        if issubclass(w.category, arraypenalties.FiniteDifferenceWarning):
+            used_fd = True
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return used_fd
+
+
+def run_demo(backends: Sequence[str] | None = None) -> int:
+    """Print the demo table for ``backends`` (default: every installed one).
+
+    Parameters
+    ----------
+    backends : sequence of str, optional
+        Subset of :data:`DEMO_BACKENDS`; frameworks that are not installed are skipped.
+
+    Returns
+    -------
+    int
+        0 on success, 1 when numpy is missing or a framework failed.
+    """
+    if importlib.util.find_spec("numpy") is None:
+        print("the demo needs numpy: pip install numpy", file=sys.stderr)
+        return 1
+    status, rows = 0, []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", arraypenalties.FiniteDifferenceWarning)
+        for framework in backends or DEMO_BACKENDS:
+            if importlib.util.find_spec(framework) is None:
+                print(f"skipping {framework}: not installed", file=sys.stderr)
+                continue
+            try:
+                rows += _demo_rows(framework)
+            except Exception as exc:  # one broken framework must not hide the others
+                print(f"{framework} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                status = 1
+    used_fd = _reemit_unexpected(caught)
+    print(f"x = {list(DEMO_X)} (float64)")
+    print("penalties: l1(x), l2(x, lam=0.5), elastic_net(x, l1_ratio=0.5); reduction='sum'\n")
+    header = ["backend", "penalty", "value", "grad norm", "gradient method"]
+    print(_format_table(header, rows, align="llrrl"))
+    print(f"\nnote: {_SUBGRADIENT_NOTE}")
+    if used_fd:
+        print(f"note: {_FD_NOTE}")
+    return status
+
+
+def _backend_list(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in DEMO_BACKENDS]
+    if unknown or not names:
+        msg = f"unknown backend(s) {unknown or [text]}; choose from {', '.join(DEMO_BACKENDS)}"
+        raise argparse.ArgumentTypeError(msg)
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``arraypenalties`` argument parser with its ``info`` and ``demo`` subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="python -m arraypenalties",
+        description="Regularisation penalties for any Array API array.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{info,demo}")
+    commands.add_parser("info", help="installed frameworks, devices and backends")
+    demo = commands.add_parser("demo", help="penalties and gradient norms in each framework")
+    demo.add_argument(
+        "--backends",
+        type=_backend_list,
+        default=None,
+        metavar="NAMES",
+        help=f"comma-separated subset of {','.join(DEMO_BACKENDS)} (default: all installed)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when omitted.
+
+    Returns
+    -------
+    int
+        0 on success, 1 on a runtime failure, 2 on a usage error or no subcommand.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2): return, do not exit
+        return exit_.code if isinstance(exit_.code, int) else 2 if exit_.code else 0
+    if args.command == "info":
+        return run_info()
+    if args.command == "demo":
+        return run_demo(args.backends)
+    parser.print_help(sys.stderr)
+    return 2

@@ -1,0 +1,166 @@
+"""The command line: ``python -m arraypenalties info|demo`` and ``main(argv)``."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import arraypenalties
+from arraypenalties.__main__ import main
+
+X = [0.5, -1.0, 2.0, -0.25, 0.0, 1.5]
+EXPECTED = {  # plain Python, independent of the library
+    "l1": sum(abs(v) for v in X),
+    "l2": 0.5 * sum(v * v for v in X),
+    "elastic_net": 0.5 * sum(abs(v) for v in X) + 0.5 * sum(v * v for v in X),
+}
+L2_GRAD_NORM = math.sqrt(sum(v * v for v in X))  # ∇ 0.5·Σx² = x
+FRAMEWORKS = ("numpy", "torch", "jax", "array_api_strict", "dask")
+INSTALLED = [name for name in FRAMEWORKS if importlib.util.find_spec(name) is not None]
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    paths = [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}  # test this checkout
+    return subprocess.run(
+        [sys.executable, "-m", "arraypenalties", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def demo_rows(stdout: str) -> dict[tuple[str, str], tuple[float, str]]:
+    """``{(backend, penalty): (value, grad norm cell)}`` parsed from the demo table."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = line.split()
+        if len(cells) >= 4 and cells[0] in FRAMEWORKS and cells[1] in EXPECTED:
+            rows[cells[0], cells[1]] = (float(cells[2]), cells[3])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def info() -> subprocess.CompletedProcess[str]:
+    return run_cli("info")
+
+
+@pytest.fixture(scope="module")
+def demo() -> subprocess.CompletedProcess[str]:
+    return run_cli("demo")
+
+
+def test_info_lists_version_frameworks_and_backends(
+    info: subprocess.CompletedProcess[str],
+) -> None:
+    assert info.returncode == 0, info.stderr
+    assert f"arraypenalties {arraypenalties.__version__}" in info.stdout
+    for name in [*INSTALLED, "cupy"]:
+        assert name in info.stdout
+    if importlib.util.find_spec("cupy") is None:
+        assert "not installed" in info.stdout
+    if "torch" in INSTALLED:
+        assert "cpu" in info.stdout
+    if "dask" in INSTALLED:
+        assert "values only" in info.stdout
+    assert "autodiff" in info.stdout or not {"torch", "jax"} & set(INSTALLED)
+
+
+def test_demo_values_match_plain_python(demo: subprocess.CompletedProcess[str]) -> None:
+    assert demo.returncode == 0, demo.stderr
+    rows = demo_rows(demo.stdout)
+    assert {backend for backend, _ in rows} == set(INSTALLED)
+    for (_, penalty), (value, _) in rows.items():
+        assert value == pytest.approx(EXPECTED[penalty], abs=1e-6)
+    assert rows["numpy", "l1"][0] == pytest.approx(5.25)
+    assert rows["numpy", "l2"][0] == pytest.approx(EXPECTED["l2"])
+
+
+def test_demo_gradient_norms_and_methods(demo: subprocess.CompletedProcess[str]) -> None:
+    rows = demo_rows(demo.stdout)
+    for (backend, penalty), (_, grad_norm) in rows.items():
+        if backend == "dask":
+            assert grad_norm == "-"
+        elif penalty == "l2":
+            assert float(grad_norm) == pytest.approx(L2_GRAD_NORM, abs=1e-5)
+    assert "FiniteDifferenceWarning" in demo.stdout  # the footnote, not a warning
+    assert "Warning:" not in demo.stderr
+    if "dask" in INSTALLED:
+        assert "n/a (values only)" in demo.stdout
+    if {"torch", "jax"} & set(INSTALLED):
+        assert "autodiff" in demo.stdout
+
+
+def test_demo_backends_option_restricts_output() -> None:
+    result = run_cli("demo", "--backends", "numpy")
+    assert result.returncode == 0, result.stderr
+    assert {backend for backend, _ in demo_rows(result.stdout)} == {"numpy"}
+
+
+def test_no_subcommand_prints_help_and_exits_2() -> None:
+    result = run_cli()
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+    assert "demo" in result.stderr
+    assert "info" in result.stderr
+
+
+def test_import_does_not_load_the_cli() -> None:
+    code = "import sys, arraypenalties; assert 'arraypenalties._cli' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_main_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--backends", "numpy"]) == 0
+    rows = demo_rows(capsys.readouterr().out)
+    assert set(rows) == {("numpy", penalty) for penalty in EXPECTED}
+    assert rows["numpy", "elastic_net"][0] == pytest.approx(EXPECTED["elastic_net"])
+
+
+def test_main_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "usage:" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert "info" in capsys.readouterr().out
+    assert main(["demo", "--backends", "numpy,nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_demo_without_numpy_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,  # the module _cli calls, patched for this test only
+        "find_spec",
+        lambda name, *args: None if name == "numpy" else real_find_spec(name, *args),
+    )
+    assert main(["demo"]) == 1
+    assert "pip install numpy" in capsys.readouterr().err
+
+
+def test_info_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info"]) == 0
+    assert arraypenalties.__version__ in capsys.readouterr().out
+
+
+@pytest.mark.skipif("jax" not in INSTALLED, reason="jax is not installed")
+def test_demo_restores_jax_float64_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    import jax
+
+    config: Any = jax.config  # untyped in jax's stubs
+    before = config.read("jax_enable_x64")
+    assert main(["demo", "--backends", "jax"]) == 0
+    assert config.read("jax_enable_x64") == before
+    rows = demo_rows(capsys.readouterr().out)
+    assert rows["jax", "l2"][0] == pytest.approx(EXPECTED["l2"], abs=1e-12)  # float64
