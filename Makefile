@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 DEMO_VENV := .venv-demo
+DOCS_VENV := .venv-docs
 PIP_FLAGS := --disable-pip-version-check --quiet
 # pytest-xdist workers; `make test WORKERS=0` runs in one process
 WORKERS ?= 2
@@ -33,5 +34,11 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_penalties.py
 
+# The user guide as a static site in site/ (mkdocs, the `docs` extra); --strict fails on broken links.
+docs:
+	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install $(PIP_FLAGS) ".[docs]"
+	$(DOCS_VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_VENV) $(DOCS_VENV) site build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
