@@ -44,7 +44,8 @@ def check_real(
     Accepts Python and numpy real scalars (not ``bool``, not arrays); NaN is always
     rejected, infinities unless ``allow_inf``; ``low`` / ``high`` are inclusive bounds.
     """
-    if isinstance(value, bool) or not isinstance(value, Real):
+    plain = type(value) is float or type(value) is int  # skips the slow numbers.Real check
+    if not plain and (isinstance(value, bool) or not isinstance(value, Real)):
         msg = f"`{name}` must be a real number; got {value!r} of type {type(value).__name__}"
         raise InvalidTypeError(msg)
     number = float(value)
@@ -58,10 +59,20 @@ def check_real(
     return number
 
 
+# (dtype type, dtype) -> is it real floating (isdtype is slow). The type keeps the
+# namespaces apart: array-api-strict warns when its dtypes are compared to numpy's.
+_REAL_FLOATING: dict[tuple[type, Any], bool] = {}
+
+
 def check_real_floating(x: Any, name: str, xp: Any) -> None:
     """Raise unless ``x`` has a real floating dtype (no silent casting of ints / bools)."""
-    if not xp.isdtype(x.dtype, "real floating"):
-        msg = f"`{name}` must have a real floating dtype; got {x.dtype}"
+    dtype = x.dtype
+    key = (type(dtype), dtype)
+    floating = _REAL_FLOATING.get(key)
+    if floating is None:
+        floating = _REAL_FLOATING[key] = bool(xp.isdtype(dtype, "real floating"))
+    if not floating:
+        msg = f"`{name}` must have a real floating dtype; got {dtype}"
         raise InvalidTypeError(msg)
 
 
