@@ -45,10 +45,10 @@ def check_real(
     rejected, infinities unless ``allow_inf``; ``low`` / ``high`` are inclusive bounds.
     """
     plain = type(value) is float or type(value) is int  # skips the slow numbers.Real check
-    if not plain and (isinstance(value, bool) or not isinstance(value, Real)):
+    if not (plain or (isinstance(value, Real) and not isinstance(value, bool))):
         msg = f"`{name}` must be a real number; got {value!r} of type {type(value).__name__}"
         raise InvalidTypeError(msg)
-    number = float(value)
+    number = float(cast(float, value))
     bad_range = (low is not None and not number >= low) or (high is not None and not number <= high)
     if math.isnan(number) or (math.isinf(number) and not allow_inf) or bad_range:
         low_text = "-inf" if low is None else repr(low)
