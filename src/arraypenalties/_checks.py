@@ -45,7 +45,7 @@ def check_real(
     rejected, infinities unless ``allow_inf``; ``low`` / ``high`` are inclusive bounds.
     """
     plain = type(value) is float or type(value) is int  # skips the slow numbers.Real check
-    if not (plain or (isinstance(value, Real) and not isinstance(value, bool))):
+    if isinstance(value, bool) or not (plain or isinstance(value, Real)):
         msg = f"`{name}` must be a real number; got {value!r} of type {type(value).__name__}"
         raise InvalidTypeError(msg)
     number = float(cast(float, value))
