@@ -31,13 +31,16 @@ from arraypenalties import elastic_net, get_backend, l1, l2
 
 try:
     from benchmarks._timing import compare
-except ImportError:  # run as a script: benchmarks/ itself is first on sys.path
+except ImportError:  # a script, or loaded from its path: _timing.py sits next to this file
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _timing import compare
 
 LAM = 0.01
 SIZES = (16, 1_000_000)
 FULL = {"repeats": 25, "min_time": 0.02, "warmup": 3}
 QUICK = {"repeats": 5, "min_time": 0.005, "warmup": 2}
+
+Fn = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def _ours_l2(x: Any) -> Any:
     return l2(x, lam=LAM)
 
 
-def _penalties(sum_: Callable[[Any], Any], abs_: Callable[[Any], Any]) -> list[tuple[str, ...]]:
+def _penalties(sum_: Fn, abs_: Fn) -> list[tuple[str, Fn, Fn]]:
     """``(name, ours, native)`` per penalty; the natives call the framework's own functions."""
     return [
         ("l2", _ours_l2, lambda x: LAM * sum_(x * x)),
@@ -138,8 +141,16 @@ FRAMEWORKS: dict[str, Callable[[], Iterator[Case]]] = {
 }
 
 
-def run(*, quick: bool = False, frameworks: tuple[str, ...] | None = None) -> list[Result]:
-    """Measure every case of the installed frameworks (all of them, or ``frameworks``)."""
+def run(
+    *, quick: bool = False, frameworks: tuple[str, ...] | None = None, torch_threads: int = 1
+) -> list[Result]:
+    """Measure every case of the installed frameworks (all of them, or ``frameworks``).
+
+    ``torch_threads`` sets torch's intra-op threads (0 keeps torch's default). One
+    thread by default: on a small shared machine OpenMP's parallel regions stall
+    whenever another process holds a core, adding millisecond outliers to both sides
+    that have nothing to do with either implementation.
+    """
     settings = QUICK if quick else FULL
     results = []
     for framework, cases in FRAMEWORKS.items():
@@ -148,6 +159,10 @@ def run(*, quick: bool = False, frameworks: tuple[str, ...] | None = None) -> li
         if importlib.util.find_spec(framework) is None:
             print(f"note: {framework} is not installed; its cases are skipped")
             continue
+        if framework == "torch" and torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
         for case in cases():
             # same math on both sides, else the ratio means nothing
             expected = np.asarray(case.native())
@@ -174,17 +189,16 @@ def environment() -> dict[str, Any]:
     info: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpus": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cpus": os.cpu_count(),
         "arraypenalties": arraypenalties.__version__,
     }
     for name in FRAMEWORKS:
         module = sys.modules.get(name)
         if module is not None:
             info[name] = module.__version__
-    if "torch" in sys.modules:
-        info["torch_threads"] = sys.modules["torch"].get_num_threads()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
     return info
 
 
@@ -211,11 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter repeats (smoke run)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--frameworks", help="comma list, default: every installed one")
+    parser.add_argument(
+        "--torch-threads", type=int, default=1, help="torch intra-op threads; 0: torch's default"
+    )
     args = parser.parse_args(argv)
     frameworks = tuple(args.frameworks.split(",")) if args.frameworks else None
 
     start = time.perf_counter()
-    results = run(quick=args.quick, frameworks=frameworks)
+    results = run(quick=args.quick, frameworks=frameworks, torch_threads=args.torch_threads)
     wall = time.perf_counter() - start
     env = environment()
     print(", ".join(f"{key} {value}" for key, value in env.items()))

@@ -64,15 +64,19 @@ def check_real(
 _REAL_FLOATING: dict[tuple[type, Any], bool] = {}
 
 
-def check_real_floating(x: Any, name: str, xp: Any) -> None:
-    """Raise unless ``x`` has a real floating dtype (no silent casting of ints / bools)."""
-    dtype = x.dtype
+def is_real_floating(dtype: Any, xp: Any) -> bool:
+    """``xp.isdtype(dtype, "real floating")``, cached per dtype."""
     key = (type(dtype), dtype)
     floating = _REAL_FLOATING.get(key)
     if floating is None:
         floating = _REAL_FLOATING[key] = bool(xp.isdtype(dtype, "real floating"))
-    if not floating:
-        msg = f"`{name}` must have a real floating dtype; got {dtype}"
+    return floating
+
+
+def check_real_floating(x: Any, name: str, xp: Any) -> None:
+    """Raise unless ``x`` has a real floating dtype (no silent casting of ints / bools)."""
+    if not is_real_floating(x.dtype, xp):
+        msg = f"`{name}` must have a real floating dtype; got {x.dtype}"
         raise InvalidTypeError(msg)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from arraypenalties._checks import check_real_floating
+from arraypenalties._checks import check_real_floating, is_real_floating
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
 from arraypenalties._xp import describe_type, get_xp
 
@@ -91,8 +91,7 @@ def check_scalar_output(value: Array) -> None:
         got = f"shape {tuple(shape)}" if shape is not None else describe_type(value)
         msg = f"`fn` must return a 0-d array to be differentiated; got {got}"
         raise InvalidValueError(msg)
-    xp = get_xp(value, names=("fn(x)",))
-    if not xp.isdtype(value.dtype, "real floating"):
+    if not is_real_floating(value.dtype, get_xp(value, names=("fn(x)",))):
         msg = (
             f"`fn` must return a real floating 0-d array to be differentiated; got dtype "
             f"{value.dtype} (integer outputs such as argmax have no gradient)"
