@@ -405,6 +405,17 @@ def test_uniform_shape_dtype_device_range(case: Any, dtype_name: str) -> None:
     assert not np.array_equal(to_numpy(backend.uniform(8, (400, 3), dtype, like=like)), host)
 
 
+def test_uniform_half_precision_stays_below_one(case: Any) -> None:
+    xp = case.xp
+    if not hasattr(xp, "float16"):
+        pytest.skip(f"{case.name}: its namespace has no float16 (the Array API has none)")
+    like = xp.asarray([1.0], dtype=xp.float16)
+    rng = None if case.name == "torch" else 0  # jax needs a seed; torch: global generator
+    host = to_numpy(get_backend(like).uniform(rng, (200_000,), xp.float16, like=like))
+    assert host.dtype == np.float16
+    assert host.min() >= 0.0 and host.max() < 1.0
+
+
 def test_uniform_accepts_framework_generators(case: Any) -> None:
     xp = case.xp
     like = _a(xp, [1.0])

@@ -128,7 +128,8 @@ class FiniteDifferenceBackend(Backend):
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         """Samples from a numpy ``Generator`` (``rng``: None, int seed or Generator).
 
-        Drawn on the host in ``dtype`` (float32 or float64), then moved to
+        Drawn on the host (float32 and float64 directly; narrower dtypes from
+        float64, with values that round up to 1.0 wrapped to 0), then moved to
         ``like``'s namespace and device.
         """
         if rng is None or (isinstance(rng, int) and not isinstance(rng, bool)):
@@ -138,6 +139,10 @@ class FiniteDifferenceBackend(Backend):
         else:
             raise rng_type_error(rng, "None, an int seed or a numpy.random.Generator")
         xp = check_differentiable_input(like)
-        host_dtype = np.float32 if dtype == xp.float32 else np.float64
-        samples = generator.random(shape, dtype=host_dtype)
-        return xp.asarray(samples, dtype=dtype, device=like.device)
+        native = dtype == xp.float32 or dtype == xp.float64  # numpy draws these directly
+        samples = generator.random(shape, dtype=np.float32 if dtype == xp.float32 else np.float64)
+        samples = xp.asarray(samples, dtype=dtype, device=like.device)
+        if native:
+            return samples
+        # narrower dtypes (float16) round values near 1 up to 1.0: wrap them to 0 (mod 1)
+        return xp.where(samples >= 1.0, xp.zeros_like(samples), samples)
