@@ -9,8 +9,14 @@ import dask.array as da
 import numpy as np
 
 from arraypenalties._errors import BackendError
-from arraypenalties._xp import get_xp, logsumexp_array_api
-from arraypenalties.backends._base import Array, Backend, ScalarFn, rng_type_error
+from arraypenalties._xp import logsumexp_array_api
+from arraypenalties.backends._base import (
+    Array,
+    Backend,
+    ScalarFn,
+    check_differentiable_input,
+    rng_type_error,
+)
 
 
 def _no_autodiff() -> NoReturn:
@@ -45,7 +51,8 @@ class DaskBackend(Backend):
     def logsumexp(
         self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Array:
-        return logsumexp_array_api(x, axis=axis, keepdims=keepdims, xp=get_xp(x))
+        xp = check_differentiable_input(x)  # real floating input, as on every backend
+        return logsumexp_array_api(x, axis=axis, keepdims=keepdims, xp=xp)
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         """Lazy samples from ``dask.array.random.default_rng`` (None, int or Generator)."""
