@@ -31,8 +31,9 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check src tests benchmarks examples conftest.py
 	$(VENV)/bin/mypy
 
+# Every benchmarks/bench_*.py script in turn; each prints its own table of ratios.
 bench: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/bench_penalties.py
+	for script in benchmarks/bench_*.py; do $(VENV)/bin/python $$script || exit 1; done
 
 # The user guide as a static site in site/ (mkdocs, the `docs` extra); --strict fails on broken links.
 docs:
