@@ -14,6 +14,11 @@ from arraypenalties._errors import (
     InvalidValueError,
 )
 from arraypenalties.backends import available_backends, get_backend, register_backend
+from arraypenalties.gradient_penalty import (
+    gradient_penalty,
+    interpolated_gradient_penalty,
+    output_magnitude_penalty,
+)
 from arraypenalties.penalties import elastic_net, l1, l2
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
@@ -29,7 +34,10 @@ __all__ = [
     "backends",
     "elastic_net",
     "get_backend",
+    "gradient_penalty",
+    "interpolated_gradient_penalty",
     "l1",
     "l2",
+    "output_magnitude_penalty",
     "register_backend",
 ]

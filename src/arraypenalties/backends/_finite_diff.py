@@ -16,7 +16,9 @@ are not resolved. Use torch or jax when that matters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,10 @@ from arraypenalties.backends._base import (
 _STEP_SCALE = float(np.finfo(np.float64).eps) ** (1.0 / 3.0)
 DEFAULT_MAX_ELEMENTS = 10_000
 _limit = {"max_elements": DEFAULT_MAX_ELEMENTS}
+# True while a finite-difference gradient evaluates its function: a gradient request
+# made then is a request for a second-order derivative (differentiating a gradient
+# penalty, say), which finite differences refuse instead of nesting O(n²) evaluations.
+_EVALUATING: ContextVar[bool] = ContextVar("arraypenalties_finite_difference", default=False)
 
 
 def set_max_elements(max_elements: int) -> int:
@@ -65,6 +71,15 @@ def _central_differences(fn: ScalarFn, x: Array, xp: Any) -> Array:
     return xp.astype(xp.reshape(xp.stack(slopes), x.shape), x.dtype)
 
 
+@contextmanager
+def _evaluating() -> Iterator[None]:
+    token = _EVALUATING.set(True)
+    try:
+        yield
+    finally:
+        _EVALUATING.reset(token)
+
+
 class FiniteDifferenceBackend(Backend):
     """Approximate gradients for a namespace without autodiff (``exact = False``)."""
 
@@ -79,6 +94,14 @@ class FiniteDifferenceBackend(Backend):
             msg = (
                 f"second-order gradients (`create_graph=True`) need exact autodiff; {self.name} "
                 "arrays only have finite-difference gradients: use torch or jax arrays"
+            )
+            raise BackendError(msg)
+        if _EVALUATING.get():
+            msg = (
+                f"second-order gradients need exact autodiff; {self.name} arrays only have "
+                "finite-difference gradients, and this gradient was requested while another "
+                "finite-difference gradient was being evaluated (differentiating a gradient "
+                "penalty, say): use torch or jax arrays"
             )
             raise BackendError(msg)
         limit = _limit["max_elements"]
@@ -103,18 +126,20 @@ class FiniteDifferenceBackend(Backend):
         self, fn: ScalarFn, x: Array, /, *, create_graph: bool = False
     ) -> tuple[Array, Array]:
         xp = self._check_request(x, create_graph)
-        value = fn(x)
-        check_scalar_output(value)
-        return value, _central_differences(fn, x, xp)
+        with _evaluating():
+            value = fn(x)
+            check_scalar_output(value)
+            return value, _central_differences(fn, x, xp)
 
     def per_term_grads(
         self, fns: Sequence[ScalarFn], x: Array, /
     ) -> tuple[list[Array], list[Array]]:
         xp = self._check_request(x, create_graph=False)
-        values = [fn(x) for fn in fns]
-        for value in values:
-            check_scalar_output(value)
-        return values, [_central_differences(fn, x, xp) for fn in fns]
+        with _evaluating():
+            values = [fn(x) for fn in fns]
+            for value in values:
+                check_scalar_output(value)
+            return values, [_central_differences(fn, x, xp) for fn in fns]
 
     def stop_gradient(self, x: Array, /) -> Array:
         return x

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.func
 
+from arraypenalties._errors import BackendError
 from arraypenalties.backends._base import (
     Array,
     Backend,
@@ -25,13 +27,89 @@ def _grad_input(x: torch.Tensor, create_graph: bool) -> torch.Tensor:
     return x.detach().requires_grad_(True)
 
 
+# autograd nodes that raise when they are differentiated: the backward of an operation
+# without a double-backward formula (flash / efficient scaled-dot-product attention, ...)
+# and the backward of a custom Function marked @once_differentiable
+_NO_DOUBLE_BACKWARD = frozenset(
+    {"torch::autograd::NotImplemented", "torch::autograd::DelayedError"}
+)
+_WORKAROUNDS = (
+    "Workarounds: for torch.nn.functional.scaled_dot_product_attention, select the math "
+    "kernel around the call (`with torch.nn.attention.sdpa_kernel("
+    "torch.nn.attention.SDPBackend.MATH):`), which has double backward; or regularise with "
+    "arraypenalties.output_magnitude_penalty, which needs no second-order gradient"
+)
+
+
+def _node_without_double_backward(grad: torch.Tensor) -> Any:
+    """The first node of ``grad``'s graph that raises when differentiated, or None.
+
+    Such a node only fails when the caller later back-propagates through ``grad``,
+    far from the cause; finding it now lets the error name the operation. The walk
+    visits every node once (about 1 µs each).
+    """
+    root = grad.grad_fn
+    if root is None:
+        return None
+    seen = {root}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.name() in _NO_DOUBLE_BACKWARD:
+            return node
+        for child, _ in node.next_functions:
+            if child is not None and child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return None
+
+
+def _failing_operation(grad: torch.Tensor, node: Any) -> str:
+    """The autograd engine's own message for ``node``: run the second backward up to it."""
+    for child, output_nr in node.next_functions:
+        if child is None:
+            continue
+        edge = torch.autograd.graph.GradientEdge(child, output_nr)
+        try:
+            torch.autograd.grad(
+                grad, [edge], torch.ones_like(grad), retain_graph=True, allow_unused=True
+            )
+        except RuntimeError as error:
+            return str(error)
+    names = [child.name() for child, _ in node.next_functions if child is not None]
+    return f"the backward of {', '.join(names) or 'an operation'} is not differentiable"
+
+
+def check_double_backward(grad: torch.Tensor) -> None:
+    """Raise :class:`BackendError` now if ``grad`` cannot be differentiated again."""
+    node = _node_without_double_backward(grad)
+    if node is None:
+        return
+    msg = (
+        "`fn` uses an operation without double backward, so its gradient cannot be "
+        f"differentiated again (second order): {_failing_operation(grad, node)}. {_WORKAROUNDS}"
+    )
+    raise BackendError(msg)
+
+
 def _backward(value: torch.Tensor, x: torch.Tensor, *, create_graph: bool) -> torch.Tensor:
     if not value.requires_grad:  # fn does not depend on x: the gradient is zero
         return torch.zeros_like(x)
     (grad,) = torch.autograd.grad(
         value, x, create_graph=create_graph, allow_unused=True, materialize_grads=True
     )
+    if create_graph:
+        check_double_backward(grad)
     return grad
+
+
+def _checked(fn: ScalarFn) -> ScalarFn:
+    def checked(x: Array) -> Array:
+        value = fn(x)
+        check_scalar_output(value)
+        return value
+
+    return checked
 
 
 class TorchBackend(Backend):
@@ -72,6 +150,33 @@ class TorchBackend(Backend):
                 check_scalar_output(value)
             grads = [_backward(value, x_in, create_graph=False) for value in values]
         return [value.detach() for value in values], grads
+
+    def func_grad(self, fn: ScalarFn, x: Array, /) -> Array:
+        """``∇ₓ fn(x)`` through ``torch.func.grad``, differentiable again.
+
+        The result stays connected to ``x``'s graph and to every tensor ``fn``
+        closes over, like ``grad(..., create_graph=True)``. ``torch.func``
+        transforms refuse in-place updates of captured tensors, so a module that
+        updates buffers in ``fn`` (train-mode BatchNorm's running statistics)
+        raises :class:`BackendError`.
+        """
+        check_differentiable_input(x)
+        with torch.enable_grad():
+            try:
+                grad = torch.func.grad(_checked(fn))(x)
+            except RuntimeError as error:
+                if "mutate a captured Tensor" not in str(error):
+                    raise
+                msg = (
+                    "`method` 'torch.func' cannot run a function that updates a captured "
+                    "tensor in place, such as a train-mode BatchNorm updating its running "
+                    "statistics: use method='auto' (torch.autograd.grad, which supports it), "
+                    "put the module in eval mode, or call "
+                    f"torch.func.replace_all_batch_norm_modules_ on it ({error})"
+                )
+                raise BackendError(msg) from error
+        check_double_backward(grad)
+        return grad
 
     def stop_gradient(self, x: Array, /) -> Array:
         return x.detach()
