@@ -84,11 +84,13 @@ def register_backend(
 
     Examples
     --------
-    >>> from arraypenalties.backends import register_backend, get_backend
+    Finite differences for the arrays of a (hypothetical) numpy-like ``mylib``;
+    the registration holds no reference to the caller's globals:
+
+    >>> from functools import partial
+    >>> from arraypenalties.backends import register_backend
     >>> from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
-    >>> register_backend(
-    ...     "numpy", lambda: FiniteDifferenceBackend("numpy"), modules=("numpy",), replace=True
-    ... )
+    >>> register_backend("mylib", partial(FiniteDifferenceBackend, "mylib"), modules=("mylib",))
     """
     if name in _REGISTRY and not replace:
         msg = f"`name` {name!r} is already registered; pass replace=True to override it"
