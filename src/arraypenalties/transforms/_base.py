@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -27,7 +29,9 @@ __all__ = [
     "Prepared",
     "as_array",
     "chain",
+    "check_transform",
     "masked",
+    "overwrite_updates",
     "prepare",
 ]
 
@@ -74,6 +78,21 @@ class Prepared:
     param_leaves: list[Any] | None
     treedef: TreeDef
     xp: Any  # None for a tree without leaves
+    inplace: bool = False  # inside overwrite_updates(): results may reuse the update arrays
+
+    def scale(self, g: Any, factor: Any) -> Any:
+        """``g · factor`` (written into ``g`` inside :func:`overwrite_updates`)."""
+        if self.inplace:
+            g *= factor
+            return g
+        return g * factor
+
+    def add(self, g: Any, term: Any) -> Any:
+        """``g + term`` (written into ``g`` inside :func:`overwrite_updates`)."""
+        if self.inplace:
+            g += term
+            return g
+        return g + term
 
     def rebuild(self, new_leaves: list[Any]) -> Any:
         """The updates tree with ``new_leaves`` in place of the old ones.
@@ -84,6 +103,28 @@ class Prepared:
         if self.xp is not None and self.xp.__name__ in _NUMPY_NAMESPACES:
             new_leaves = [as_array(leaf, self.xp) for leaf in new_leaves]
         return unflatten(self.treedef, new_leaves)
+
+
+_OVERWRITE: ContextVar[bool] = ContextVar("arraypenalties_overwrite_updates", default=False)
+
+
+@contextmanager
+def overwrite_updates() -> Iterator[None]:
+    """Let the built-in transforms write their results into the ``updates`` arrays.
+
+    For adapters that own the update buffers and replace them anyway (the torch
+    adapter's ``p.grad``): in-place arithmetic avoids allocating a second set of
+    gradient-sized arrays every step, which on the CPU costs more than the
+    arithmetic itself (fresh pages are faulted in and zeroed by the kernel).
+    Namespaces with immutable arrays (jax) fall back to new arrays by Python's
+    rules for augmented assignment. Only inside this block may the inputs change;
+    everywhere else every transform is pure.
+    """
+    token = _OVERWRITE.set(True)
+    try:
+        yield
+    finally:
+        _OVERWRITE.reset(token)
 
 
 def as_array(value: Any, xp: Any) -> Any:
@@ -148,15 +189,15 @@ def prepare(updates: Any, params: Any, *, transform: str, needs_params: bool) ->
         check_same_structure(treedef, param_def)
         _check_shapes(leaves, param_leaves, treedef)
     if not leaves:
-        return Prepared(leaves, param_leaves, treedef, None)
+        return Prepared(leaves, param_leaves, treedef, None, False)
     xp = _namespace(leaves, param_leaves or [], treedef)
     _check_floating(leaves, treedef, xp, "updates")
     if needs_params and param_leaves is not None:
         _check_floating(param_leaves, treedef, xp, "params")
-    return Prepared(leaves, param_leaves, treedef, xp)
+    return Prepared(leaves, param_leaves, treedef, xp, _OVERWRITE.get())
 
 
-def _check_transform(value: object, name: str) -> GradientTransformation:
+def check_transform(value: object, name: str) -> GradientTransformation:
     if isinstance(value, GradientTransformation):
         return value
     init, update = getattr(value, "init", None), getattr(value, "update", None)
@@ -198,7 +239,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     >>> new_grads["w"]  # decay first (g + w = [3, 4]), then clipped to norm 1
     array([0.6, 0.8])
     """
-    checked = tuple(_check_transform(t, f"transforms[{i}]") for i, t in enumerate(transforms))
+    checked = tuple(check_transform(t, f"transforms[{i}]") for i, t in enumerate(transforms))
 
     def init(params: Any) -> tuple[Any, ...]:
         return tuple(transform.init(params) for transform in checked)
@@ -277,7 +318,7 @@ def masked(transform: GradientTransformation, mask: Any) -> GradientTransformati
     >>> new_grads["bias"], new_grads["weight"]
     (array([0.]), array([1.]))
     """
-    inner = _check_transform(transform, "transform")
+    inner = check_transform(transform, "transform")
     if not (callable(mask) or isinstance(mask, (dict, list, tuple, bool))):
         msg = f"`mask` must be a tree of bools or a callable; got {describe_type(mask)}"
         raise InvalidTypeError(msg)

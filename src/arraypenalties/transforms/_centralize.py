@@ -95,7 +95,7 @@ def centralize(*, axes: int | tuple[int, ...] | None = None) -> GradientTransfor
                     f"{tuple(g.shape)}: allowed {-ndim} to {ndim - 1}"
                 )
                 raise InvalidValueError(msg)
-            new_leaves.append(g - xp.mean(g, axis=over, keepdims=True))
+            new_leaves.append(prepared.add(g, -xp.mean(g, axis=over, keepdims=True)))
         return prepared.rebuild(new_leaves), state
 
     return GradientTransformation(init, update)

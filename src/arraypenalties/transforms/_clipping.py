@@ -130,7 +130,7 @@ def clip_by_global_norm(*, max_norm: float = 1.0) -> GradientTransformation:
                 leaf_scale = scales[g.dtype] = (
                     scale if scale.dtype == g.dtype else xp.astype(scale, g.dtype)
                 )
-            new_leaves.append(g * leaf_scale)
+            new_leaves.append(prepared.scale(g, leaf_scale))
         return prepared.rebuild(new_leaves), ClipByGlobalNormState(norm=as_array(norm, xp))
 
     return GradientTransformation(init, update)
@@ -254,7 +254,7 @@ def adaptive_gradient_clipping(
                 w_norm = xp.astype(w_norm, g.dtype)
             max_norm = factor * xp.clip(w_norm, min=floor)
             ratio = max_norm / xp.clip(_norm(g, xp, axes), min=_AGC_DIVISION_FLOOR)
-            new_leaves.append(g * xp.clip(ratio, max=1.0))
+            new_leaves.append(prepared.scale(g, xp.clip(ratio, max=1.0)))
         return prepared.rebuild(new_leaves), state
 
     return GradientTransformation(init, update)

@@ -37,7 +37,7 @@ def _decay_transform(name: str, term: Any) -> GradientTransformation:
             return updates, state
         assert prepared.param_leaves is not None
         new_leaves = [
-            g + term(_same_dtype(w, g, xp), xp)
+            prepared.add(g, term(_same_dtype(w, g, xp), xp))
             for g, w in zip(prepared.leaves, prepared.param_leaves, strict=True)
         ]
         return prepared.rebuild(new_leaves), state

@@ -6,8 +6,10 @@ from typing import Any, NamedTuple
 
 from arraypenalties._checks import check_real
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._xp import get_xp
 from arraypenalties.transforms._base import GradientTransformation, prepare
 from arraypenalties.transforms._random import standard_normals
+from arraypenalties.transforms._tree import flatten
 
 __all__ = ["AddGradientNoiseState", "add_gradient_noise"]
 
@@ -17,9 +19,10 @@ class AddGradientNoiseState(NamedTuple):
 
     Attributes
     ----------
-    count : int
-        ``t``, the number of updates done (a 0-d integer array once the update
-        has run under ``jax.jit``).
+    count : int or array
+        ``t``, the number of updates done: a Python int, or a 0-d int32 array
+        when ``init`` was given jax arrays (as optax, so the state keeps one
+        type through ``jax.jit`` and ``lax.scan``).
     seed : int
         The seed; the noise of update ``t`` is a pure function of ``(seed, t)``,
         so this pair is the whole random state (checkpoint it like any int).
@@ -98,7 +101,11 @@ def add_gradient_noise(
     first_seed = _check_seed(seed)
 
     def init(params: Any) -> AddGradientNoiseState:
-        del params
+        leaves, _ = flatten(params)
+        xp = get_xp(*leaves) if leaves else None
+        if xp is not None and xp.__name__.startswith("jax"):
+            # an int32 array, as optax's counts: the state keeps one type through jit / scan
+            return AddGradientNoiseState(count=xp.zeros((), dtype=xp.int32), seed=first_seed)
         return AddGradientNoiseState(count=0, seed=first_seed)
 
     def update(
@@ -115,7 +122,7 @@ def add_gradient_noise(
         new_leaves = []
         for g, z in zip(prepared.leaves, noise, strict=True):
             scale = std if isinstance(std, float) else xp.astype(std, g.dtype)
-            new_leaves.append(g + scale * z)
+            new_leaves.append(prepared.add(g, scale * z))
         return prepared.rebuild(new_leaves), new_state
 
     return GradientTransformation(init, update)
