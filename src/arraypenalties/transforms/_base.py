@@ -31,6 +31,7 @@ __all__ = [
     "chain",
     "check_transform",
     "masked",
+    "namespace_of",
     "overwrite_updates",
     "prepare",
 ]
@@ -141,6 +142,14 @@ def _namespace(leaves: list[Any], param_leaves: list[Any], treedef: TreeDef) -> 
         paths = leaf_paths(treedef)
         names = [f"updates{path}" for path in paths] + [f"params{path}" for path in paths]
         return get_xp(*leaves, *param_leaves, names=names)
+
+
+def namespace_of(leaves: list[Any], treedef: TreeDef, name: str) -> Any:
+    """The namespace of a tree's leaves; errors name the leaf as ``name[path]``."""
+    try:
+        return get_xp(*leaves)
+    except InvalidTypeError:
+        return get_xp(*leaves, names=[f"{name}{path}" for path in leaf_paths(treedef)])
 
 
 def _check_floating(leaves: list[Any], treedef: TreeDef, xp: Any, name: str) -> None:
@@ -331,13 +340,13 @@ def masked(transform: GradientTransformation, mask: Any) -> GradientTransformati
         )
 
     def update(updates: Any, state: MaskedState, params: Any = None) -> tuple[Any, MaskedState]:
-        leaves, treedef = flatten(updates)
+        prepared = prepare(updates, params, transform="masked", needs_params=False)
+        leaves, treedef = prepared.leaves, prepared.treedef
         selected = _mask_leaves(mask, updates, treedef)
         inner_params = None
-        if params is not None:
-            param_leaves, param_def = flatten(params)
-            check_same_structure(treedef, param_def)
-            inner_params = [p for p, keep in zip(param_leaves, selected, strict=True) if keep]
+        if prepared.param_leaves is not None:
+            pairs = zip(prepared.param_leaves, selected, strict=True)
+            inner_params = [p for p, keep in pairs if keep]
         chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
         new_chosen, inner_state = inner.update(chosen, state.inner_state, inner_params)
         replaced = iter(new_chosen)

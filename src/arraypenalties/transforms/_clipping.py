@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any, NamedTuple
 
+import array_api_compat
+
 from arraypenalties._checks import check_real
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._xp import get_xp
 from arraypenalties.transforms._base import (
     EmptyState,
     GradientTransformation,
     as_array,
+    namespace_of,
     prepare,
 )
 from arraypenalties.transforms._tree import flatten, leaf_paths
@@ -105,12 +108,12 @@ def clip_by_global_norm(*, max_norm: float = 1.0) -> GradientTransformation:
     bound = check_real(max_norm, "max_norm", low=0.0, allow_inf=True)
 
     def init(params: Any) -> ClipByGlobalNormState:
-        leaves, _ = flatten(params)
+        leaves, treedef = flatten(params)
         if not leaves:
             return ClipByGlobalNormState(norm=0.0)
-        xp = get_xp(*leaves)
+        xp = namespace_of(leaves, treedef, "params")
         dtype = xp.result_type(*leaves)
-        return ClipByGlobalNormState(norm=xp.zeros((), dtype=dtype, device=leaves[0].device))
+        return ClipByGlobalNormState(norm=xp.zeros((), dtype=dtype, device=array_api_compat.device(leaves[0])))
 
     def update(
         updates: Any, state: ClipByGlobalNormState, params: Any = None
@@ -121,7 +124,12 @@ def clip_by_global_norm(*, max_norm: float = 1.0) -> GradientTransformation:
             return updates, state
         norm = _global_norm(prepared.leaves, xp)
         # max_norm / max(N, max_norm) = min(1, max_norm / N), and 1 at N = 0
-        scale = xp.zeros_like(norm) if bound == 0.0 else bound / xp.clip(norm, min=bound)
+        if bound == 0.0:
+            scale = xp.zeros_like(norm)
+        elif math.isinf(bound):  # measure only (inf / inf would be NaN)
+            scale = xp.ones_like(norm)
+        else:
+            scale = bound / xp.clip(norm, min=bound)
         scales: dict[Any, Any] = {}  # one cast per leaf dtype, not per leaf
         new_leaves = []
         for g in prepared.leaves:
@@ -137,17 +145,16 @@ def clip_by_global_norm(*, max_norm: float = 1.0) -> GradientTransformation:
 
 
 def _check_unit_axis(unit_axis: object) -> int:
-    if isinstance(unit_axis, bool) or not isinstance(unit_axis, int):
+    if not isinstance(unit_axis, bool):
         try:
-            return operator.index(unit_axis)  # type: ignore[arg-type]  # numpy integers
+            return operator.index(unit_axis)  # type: ignore[arg-type]  # ints, numpy integers
         except TypeError:
             pass
-        msg = (
-            f"`unit_axis` must be an int (0 for torch [out, in, ...] weights, -1 for flax "
-            f"[..., in, out] kernels); got {unit_axis!r}"
-        )
-        raise InvalidTypeError(msg)
-    return unit_axis
+    msg = (
+        f"`unit_axis` must be an int (0 for torch [out, in, ...] weights, -1 for flax "
+        f"[..., in, out] kernels); got {unit_axis!r}"
+    )
+    raise InvalidTypeError(msg)
 
 
 def _reduction_axes(ndim: int, unit_axis: int) -> tuple[int, ...] | None:

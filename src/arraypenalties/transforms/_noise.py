@@ -6,8 +6,7 @@ from typing import Any, NamedTuple
 
 from arraypenalties._checks import check_real
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._xp import get_xp
-from arraypenalties.transforms._base import GradientTransformation, prepare
+from arraypenalties.transforms._base import GradientTransformation, namespace_of, prepare
 from arraypenalties.transforms._random import standard_normals
 from arraypenalties.transforms._tree import flatten
 
@@ -101,8 +100,8 @@ def add_gradient_noise(
     first_seed = _check_seed(seed)
 
     def init(params: Any) -> AddGradientNoiseState:
-        leaves, _ = flatten(params)
-        xp = get_xp(*leaves) if leaves else None
+        leaves, treedef = flatten(params)
+        xp = namespace_of(leaves, treedef, "params") if leaves else None
         if xp is not None and xp.__name__.startswith("jax"):
             # an int32 array, as optax's counts: the state keeps one type through jit / scan
             return AddGradientNoiseState(count=xp.zeros((), dtype=xp.int32), seed=first_seed)
