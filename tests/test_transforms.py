@@ -513,7 +513,7 @@ def test_non_array_leaves_and_mixed_namespaces_raise(case: Any) -> None:
     with pytest.raises(
         InvalidTypeError, match=r"`updates\['a'\]` is a numpy.ndarray but `updates\['b'\]` is a"
     ):
-        _run(T.clip_by_global_norm(), mixed)
+        T.centralize().update(mixed, T.EmptyState())
 
 
 def test_unit_axis_out_of_range_names_the_leaf(xp: Any) -> None:
