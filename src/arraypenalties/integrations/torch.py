@@ -27,7 +27,6 @@ from arraypenalties.transforms._base import (
     check_transform,
     overwrite_updates,
 )
-from arraypenalties.transforms._tree import flatten
 
 __all__ = ["TransformHook", "apply_transforms"]
 
@@ -108,7 +107,8 @@ class TransformHook:
                 new_tree, self.state = self._tx.update(
                     self._tree(grads), self.state, self._tree(params)
                 )
-            new_grads, _ = flatten(new_tree)
+            # by name, not flatten order: dict leaves come out in sorted-key order
+            new_grads = new_tree if self.names is None else [new_tree[n] for n in self.names]
             for param, new in zip(self._params, new_grads, strict=True):
                 if param.grad is not None and new is not param.grad:
                     param.grad = new

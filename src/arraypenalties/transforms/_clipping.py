@@ -113,7 +113,9 @@ def clip_by_global_norm(*, max_norm: float = 1.0) -> GradientTransformation:
             return ClipByGlobalNormState(norm=0.0)
         xp = namespace_of(leaves, treedef, "params")
         dtype = xp.result_type(*leaves)
-        return ClipByGlobalNormState(norm=xp.zeros((), dtype=dtype, device=array_api_compat.device(leaves[0])))
+        return ClipByGlobalNormState(
+            norm=xp.zeros((), dtype=dtype, device=array_api_compat.device(leaves[0]))
+        )
 
     def update(
         updates: Any, state: ClipByGlobalNormState, params: Any = None
