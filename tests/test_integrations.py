@@ -219,7 +219,7 @@ def test_torch_adapter_bad_input() -> None:
 
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(InvalidTypeError, match="`optimizer` must be a torch.optim.Optimizer"):
+    with pytest.raises(InvalidTypeError, match=r"`optimizer` must be a torch\.optim\.Optimizer"):
         apply_transforms(object(), T.centralize())  # type: ignore[arg-type]
     with pytest.raises(InvalidTypeError, match="`tx` must be a GradientTransformation"):
         apply_transforms(optimizer, "clip")  # type: ignore[arg-type]

@@ -100,7 +100,7 @@ def test_weight_schedule_and_apply_scheduled_weights() -> None:
 
 def test_unknown_kind_is_a_value_and_key_error() -> None:
     with pytest.raises(
-        UnknownScheduleError, match="`kind` must be one of 'constant', 'linear', .*; got 'step'"
+        UnknownScheduleError, match=r"`kind` must be one of 'constant', 'linear', .*; got 'step'"
     ) as info:
         weight_schedule({"l1": {"kind": "step", "init": 1.0}})
     assert isinstance(info.value, ArrayPenaltiesError)

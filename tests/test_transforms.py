@@ -467,7 +467,8 @@ def test_mismatched_leaf_shapes_raise(xp: Any) -> None:
     w = {"a": xp.ones((3, 2), dtype=xp.float32)}
     with pytest.raises(
         InvalidValueError,
-        match=r"`updates\['a'\]` and `params\['a'\]` must have the same shape; got \(2, 3\) and \(3, 2\)",
+        match=r"`updates\['a'\]` and `params\['a'\]` must have the same shape; "
+        r"got \(2, 3\) and \(3, 2\)",
     ):
         _run(T.add_l2_decay(), g, w)
 
@@ -480,7 +481,7 @@ def test_transforms_needing_params_say_so(xp: Any, make: Any) -> None:
     tx = make()
     with pytest.raises(
         InvalidValueError,
-        match="`params` is required by .*: call `update\\(updates, state, params\\)`",
+        match=r"`params` is required by .*: call `update\(updates, state, params\)`",
     ):
         tx.update(g, tx.init(g))
 
@@ -498,10 +499,10 @@ def test_integer_gradients_raise(xp: Any, make: Any) -> None:
 
 def test_non_array_leaves_and_mixed_namespaces_raise(case: Any) -> None:
     xp = case.xp
+    tx = T.clip_by_global_norm()
     with pytest.raises(
         InvalidTypeError, match=r"`updates\['a'\]` must be an array .* got builtins.str"
     ):
-        tx = T.clip_by_global_norm()
         tx.update({"a": "not an array"}, tx.init({"a": xp.ones((1,), dtype=xp.float32)}))
     with pytest.raises(
         InvalidTypeError, match=r"`params\['a'\]` must be an array .* got builtins.str"
@@ -520,7 +521,8 @@ def test_unit_axis_out_of_range_names_the_leaf(xp: Any) -> None:
     g = {"conv": xp.ones((2, 3, 4), dtype=xp.float32), "bias": xp.ones((2,), dtype=xp.float32)}
     with pytest.raises(
         InvalidValueError,
-        match=r"`unit_axis` 3 is out of range for the leaf `updates\['conv'\]` of shape \(2, 3, 4\): allowed -3 to 2",
+        match=r"`unit_axis` 3 is out of range for the leaf `updates\['conv'\]` of shape "
+        r"\(2, 3, 4\): allowed -3 to 2",
     ):
         _run(T.adaptive_gradient_clipping(unit_axis=3), g, g)
 
@@ -565,3 +567,23 @@ def test_options_are_keyword_only() -> None:
         T.add_l2_decay(0.1)  # type: ignore[misc]
     with pytest.raises(TypeError):
         T.clip_by_global_norm(1.0)  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- the tree helper
+
+
+def test_tree_helper_round_trips_and_describes_structures() -> None:
+    from arraypenalties.transforms._tree import flatten, leaf_paths, unflatten
+
+    tree = {"z": [1, (2, None)], "a": Stats(mu=3, scale={"k": 4})}
+    leaves, treedef = flatten(tree)
+    assert leaves == [3, 4, 1, 2]  # dict keys sorted, as jax does
+    assert str(treedef) == "{'a': Stats(mu=*, scale={'k': *}), 'z': [*, (*, None)]}"
+    rebuilt = unflatten(treedef, [10, 20, 30, 40])
+    assert rebuilt == {"z": [30, (40, None)], "a": Stats(mu=10, scale={"k": 20})}
+    assert list(rebuilt) == ["z", "a"]  # insertion order of the original is kept
+    assert type(rebuilt["a"]) is Stats
+    assert leaf_paths(treedef) == ["['a'].mu", "['a'].scale['k']", "['z'][0]", "['z'][1][0]"]
+    assert flatten({"b": 1, "a": 2})[1] == flatten({"a": 0, "b": 0})[1]
+    with pytest.raises(InvalidValueError, match="`leaves` must have 4 items"):
+        unflatten(treedef, [1])

@@ -52,8 +52,10 @@ def _global_norm(leaves: list[Any], xp: Any) -> Any:
     norms = [_norm(leaf, xp) for leaf in leaves]
     if len(norms) == 1:
         return norms[0]
-    dtype = xp.result_type(*norms)
-    norms = [n if n.dtype == dtype else xp.astype(n, dtype) for n in norms]
+    first = norms[0].dtype
+    if any(n.dtype != first for n in norms):  # mixed precision: promote (rare, slower)
+        dtype = xp.result_type(*norms)
+        norms = [n if n.dtype == dtype else xp.astype(n, dtype) for n in norms]
     return _norm(xp.stack(norms), xp)
 
 
