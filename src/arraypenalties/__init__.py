@@ -7,7 +7,9 @@ gradients and penalty weights during training.
 Importing this package imports no array framework.
 """
 
-from arraypenalties import backends, schedules, transforms  # subpackages, not in __all__
+from arraypenalties import backends
+from arraypenalties import schedules as schedules  # reachable, but modules stay out of __all__
+from arraypenalties import transforms as transforms
 from arraypenalties._errors import (
     ArrayPenaltiesError,
     BackendError,
