@@ -1,11 +1,15 @@
 """arraypenalties: composable regularisation penalties for any Array API array.
 
 The same call works on numpy, PyTorch, JAX, CuPy, array-api-strict and dask
-arrays; :mod:`arraypenalties.backends` plugs in each framework's autodiff.
+arrays; :mod:`arraypenalties.backends` plugs in each framework's autodiff;
+:mod:`arraypenalties.transforms` and :mod:`arraypenalties.schedules` act on
+gradients and penalty weights during training.
 Importing this package imports no array framework.
 """
 
 from arraypenalties import backends
+from arraypenalties import schedules as schedules  # reachable, but modules stay out of __all__
+from arraypenalties import transforms as transforms
 from arraypenalties._errors import (
     ArrayPenaltiesError,
     BackendError,

@@ -1,0 +1,301 @@
+"""arraypenalties gradient transforms versus optax and native torch, in one process.
+
+    python benchmarks/bench_transforms.py [--quick] [--json PATH] [--frameworks torch,jax]
+
+Prints a markdown table of median per-call times and their ratio ``ours / native``
+(1.00 = no overhead) for ``clip_by_global_norm`` and ``adaptive_gradient_clipping``
+on a ResNet-50-sized parameter tree (161 leaves, 25.6M float32 values, the real
+conv / batch-norm / fc shapes; ``--quick`` divides every width by 4: 1.6M values):
+
+- jax (``jax.jit``): ours against ``optax.clip_by_global_norm`` and
+  ``optax.adaptive_grad_clip`` on flax layouts (``[kh, kw, in, out]``, ``unit_axis=-1``);
+- torch (eager): the torch adapter's hook (``apply_transforms(...).apply()``,
+  which rewrites ``p.grad``) against ``torch.nn.utils.clip_grad_norm_(foreach=True)``
+  and against a hand-written in-place unit-wise AGC (torch core has none); plus the
+  pure ``tx.update`` (new arrays) against torch's out-of-place foreach clip.
+
+Frameworks that are not installed are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from arraypenalties import transforms as T
+
+try:
+    from benchmarks._timing import compare
+    from benchmarks.bench_penalties import Case, Result, environment, format_table
+except ImportError:  # a script, or loaded from its path: the helpers sit next to this file
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _timing import compare
+    from bench_penalties import Case, Result, environment, format_table
+
+MAX_NORM = 1.0
+CLIP_FACTOR = 0.01
+EPS = 1e-3
+FULL = {"repeats": 15, "min_time": 0.05, "warmup": 2}
+QUICK = {"repeats": 3, "min_time": 0.002, "warmup": 1}
+
+
+def resnet50_shapes(*, layout: str = "torch", width_divisor: int = 1) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of torchvision's ResNet-50 (161 tensors, 25,557,032 values).
+
+    ``layout="torch"``: convs ``[out, in, kh, kw]``, fc ``[out, in]``;
+    ``layout="flax"``: convs ``[kh, kw, in, out]``, dense ``[in, out]``.
+    ``width_divisor`` shrinks every channel count (the quick run uses 4).
+    """
+
+    def conv(out: int, inp: int, k: int) -> tuple[int, ...]:
+        return (out, inp, k, k) if layout == "torch" else (k, k, inp, out)
+
+    d = width_divisor
+    shapes: dict[str, tuple[int, ...]] = {"conv1.weight": conv(64 // d, 3, 7)}
+    shapes |= {"bn1.weight": (64 // d,), "bn1.bias": (64 // d,)}
+    inp = 64 // d
+    for layer, (blocks, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512), strict=True)):
+        w, out = width // d, 4 * width // d
+        for block in range(blocks):
+            p = f"layer{layer + 1}.{block}."
+            for i, (o, n, k) in enumerate(((w, inp, 1), (w, w, 3), (out, w, 1)), start=1):
+                shapes[f"{p}conv{i}.weight"] = conv(o, n, k)
+                shapes[f"{p}bn{i}.weight"] = shapes[f"{p}bn{i}.bias"] = (o,)
+            if block == 0:
+                shapes[f"{p}downsample.0.weight"] = conv(out, inp, 1)
+                shapes[f"{p}downsample.1.weight"] = shapes[f"{p}downsample.1.bias"] = (out,)
+            inp = out
+    classes = 1000 // d
+    shapes["fc.weight"] = (classes, inp) if layout == "torch" else (inp, classes)
+    shapes["fc.bias"] = (classes,)
+    return shapes
+
+
+def _host_tree(shapes: dict[str, tuple[int, ...]], seed: int, scale: float) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    return {
+        name: (scale * rng.standard_normal(shape)).astype(np.float32)
+        for name, shape in shapes.items()
+    }
+
+
+def _size(shapes: dict[str, tuple[int, ...]]) -> int:
+    return int(sum(np.prod(shape) for shape in shapes.values()))
+
+
+def _torch_cases(divisor: int) -> Iterator[Case]:
+    import torch
+
+    from arraypenalties.integrations.torch import apply_transforms
+
+    shapes = resnet50_shapes(layout="torch", width_divisor=divisor)
+    weights = _host_tree(shapes, 0, 0.05)
+    grads = _host_tree(shapes, 1, 0.01)  # global norm ≈ 50: the clip really scales
+
+    def model() -> list[torch.nn.Parameter]:
+        params = []
+        for name in shapes:
+            param = torch.nn.Parameter(torch.from_numpy(weights[name].copy()))
+            param.grad = torch.from_numpy(grads[name].copy())
+            params.append(param)
+        return params
+
+    def hook_apply(tx: T.GradientTransformation, params: list[Any]) -> Callable[[], Any]:
+        hook = apply_transforms(torch.optim.SGD(params, lr=0.1), tx)
+        hook.remove()  # timed through .apply(), the body of the step pre-hook
+
+        def run() -> list[Any]:
+            hook.apply()
+            return [p.grad for p in params]
+
+        return run
+
+    def native_clip(params: list[Any]) -> Callable[[], Any]:
+        def run() -> list[Any]:
+            torch.nn.utils.clip_grad_norm_(params, MAX_NORM, foreach=True)
+            return [p.grad for p in params]
+
+        return run
+
+    def native_agc(params: list[Any]) -> Callable[[], Any]:
+        def run() -> list[Any]:  # unit-wise AGC by hand, in place, as timm / NFNet ports do
+            with torch.no_grad():
+                for p in params:
+                    g = p.grad
+                    dims = None if g.ndim <= 1 else tuple(range(1, g.ndim))
+                    w_norm = torch.linalg.vector_norm(p, dim=dims, keepdim=g.ndim > 1)
+                    g_norm = torch.linalg.vector_norm(g, dim=dims, keepdim=g.ndim > 1)
+                    max_norm = w_norm.clamp_(min=EPS).mul_(CLIP_FACTOR)
+                    g.mul_((max_norm / g_norm.clamp_(min=1e-6)).clamp_(max=1.0))
+            return [p.grad for p in params]
+
+        return run
+
+    size = _size(shapes)
+    clip = T.clip_by_global_norm(max_norm=MAX_NORM)
+    agc = T.adaptive_gradient_clipping(clip_factor=CLIP_FACTOR, eps=EPS, unit_axis=0)
+    yield Case(
+        "torch",
+        "hook",
+        "clip_by_global_norm",
+        size,
+        hook_apply(clip, model()),
+        native_clip(model()),
+    )
+    yield Case(
+        "torch",
+        "hook",
+        "adaptive_gradient_clipping",
+        size,
+        hook_apply(agc, model()),
+        native_agc(model()),
+    )
+
+    grad_list = [torch.from_numpy(grads[name]) for name in shapes]
+    state = clip.init(grad_list)
+
+    def pure_ours() -> Any:
+        return clip.update(grad_list, state)[0]
+
+    def pure_native() -> Any:  # what clip_grad_norm_ does, writing new tensors
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grad_list)))
+        return torch._foreach_mul(grad_list, torch.clamp(MAX_NORM / (norm + 1e-6), max=1.0))
+
+    yield Case("torch", "pure", "clip_by_global_norm", size, pure_ours, pure_native)
+
+
+def _jax_cases(divisor: int) -> Iterator[Case]:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    shapes = resnet50_shapes(layout="flax", width_divisor=divisor)
+    weights = {k: jnp.asarray(v) for k, v in _host_tree(shapes, 0, 0.05).items()}
+    grads = {k: jnp.asarray(v) for k, v in _host_tree(shapes, 1, 0.01).items()}
+    size = _size(shapes)
+    sync = jax.block_until_ready
+
+    clip, clip_optax = T.clip_by_global_norm(max_norm=MAX_NORM), optax.clip_by_global_norm(MAX_NORM)
+    clip_state, optax_state = clip.init(grads), clip_optax.init(grads)
+    ours_clip = jax.jit(lambda g: clip.update(g, clip_state)[0])
+    optax_clip = jax.jit(lambda g: clip_optax.update(g, optax_state)[0])
+    yield Case(
+        "jax",
+        "jit",
+        "clip_by_global_norm",
+        size,
+        lambda: ours_clip(grads),
+        lambda: optax_clip(grads),
+        sync,
+    )
+
+    agc = T.adaptive_gradient_clipping(clip_factor=CLIP_FACTOR, eps=EPS, unit_axis=-1)
+    agc_optax = optax.adaptive_grad_clip(CLIP_FACTOR, eps=EPS)
+    ours_agc = jax.jit(lambda g, w: agc.update(g, T.EmptyState(), w)[0])
+    optax_agc = jax.jit(lambda g, w: agc_optax.update(g, optax.EmptyState(), w)[0])
+    yield Case(
+        "jax",
+        "jit",
+        "adaptive_gradient_clipping",
+        size,
+        lambda: ours_agc(grads, weights),
+        lambda: optax_agc(grads, weights),
+        sync,
+    )
+
+
+FRAMEWORKS: dict[str, Callable[[int], Iterator[Case]]] = {"torch": _torch_cases, "jax": _jax_cases}
+REQUIRES = {"torch": ("torch",), "jax": ("jax", "optax")}
+
+
+def _as_numpy(tree: Any) -> list[np.ndarray]:
+    leaves = tree.values() if isinstance(tree, dict) else tree
+    return [np.asarray(leaf.detach() if hasattr(leaf, "detach") else leaf) for leaf in leaves]
+
+
+def run(
+    *, quick: bool = False, frameworks: tuple[str, ...] | None = None, torch_threads: int = 1
+) -> list[Result]:
+    """Measure every case of the installed frameworks (see ``bench_penalties.run``)."""
+    settings = QUICK if quick else FULL
+    divisor = 4 if quick else 1
+    results = []
+    for framework, cases in FRAMEWORKS.items():
+        if frameworks is not None and framework not in frameworks:
+            continue
+        missing = [m for m in REQUIRES[framework] if importlib.util.find_spec(m) is None]
+        if missing:
+            print(f"note: {', '.join(missing)} not installed; the {framework} cases are skipped")
+            continue
+        if framework == "torch" and torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+        for case in cases(divisor):
+            # same math on both sides (first call, on untouched gradients), else no ratio
+            for ours, native in zip(_as_numpy(case.ours()), _as_numpy(case.native()), strict=True):
+                np.testing.assert_allclose(ours, native, rtol=1e-4, atol=1e-9)
+            ours_t, native_t = compare(case.ours, case.native, sync=case.sync, **settings)
+            results.append(
+                Result(
+                    case.framework,
+                    case.mode,
+                    case.case,
+                    case.size,
+                    ours_t.median * 1e6,
+                    native_t.median * 1e6,
+                    ours_t.median / native_t.median,
+                    ours_t.minimum * 1e6,
+                    native_t.minimum * 1e6,
+                )
+            )
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 1/16-size tree, few repeats")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--frameworks", help="comma list, default: every installed one")
+    parser.add_argument(
+        "--torch-threads", type=int, default=1, help="torch intra-op threads; 0: torch's default"
+    )
+    args = parser.parse_args(argv)
+    frameworks = tuple(args.frameworks.split(",")) if args.frameworks else None
+
+    start = time.perf_counter()
+    results = run(quick=args.quick, frameworks=frameworks, torch_threads=args.torch_threads)
+    wall = time.perf_counter() - start
+    env = environment()
+    optax_module = sys.modules.get("optax")
+    if optax_module is not None:
+        env["optax"] = optax_module.__version__
+    print(", ".join(f"{key} {value}" for key, value in env.items()))
+    print()
+    print(format_table(results))
+    print()
+    print(f"median per-call times; ratio = ours / native; {'quick' if args.quick else 'full'} run")
+    print(f"took {wall:.1f} s")
+    if args.json:
+        payload = {
+            "quick": args.quick,
+            "wall_s": wall,
+            "environment": env,
+            "results": [asdict(result) for result in results],
+        }
+        with open(args.json, "w", encoding="utf-8") as file:
+            json.dump(payload, file, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
