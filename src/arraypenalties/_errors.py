@@ -15,8 +15,11 @@ __all__ = [
     "ArrayPenaltiesError",
     "BackendError",
     "FiniteDifferenceWarning",
+    "GradientTrackingWarning",
     "InvalidTypeError",
     "InvalidValueError",
+    "NonFiniteError",
+    "UnknownNameError",
     "warn",
 ]
 
@@ -35,6 +38,25 @@ class InvalidTypeError(ArrayPenaltiesError, TypeError):
 
 class BackendError(ArrayPenaltiesError, RuntimeError):
     """The array's backend cannot do what was asked (e.g. gradients of dask arrays)."""
+
+
+class NonFiniteError(InvalidValueError):
+    """An array or a penalty value contains NaN or infinity; ``kind`` is ``"nan"`` or ``"inf"``."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class UnknownNameError(InvalidValueError, KeyError):
+    """A name (pipeline entry, built-in penalty, input) that is not known; also a KeyError."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+class GradientTrackingWarning(UserWarning):
+    """A gradient norm could not be computed; the norm is reported as ``None``."""
 
 
 class FiniteDifferenceWarning(UserWarning):

@@ -52,7 +52,7 @@ class JaxBackend(Backend):
         return jax.value_and_grad(_checked(fn))(x)
 
     def per_term_grads(
-        self, fns: Sequence[ScalarFn], x: Array, /
+        self, fns: Sequence[ScalarFn], x: Array, /, *, keep_graph: bool = False
     ) -> tuple[list[Array], list[Array]]:
         check_differentiable_input(x)
         key = tuple(fns)
