@@ -7,6 +7,7 @@ the one host transfer of a call.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -154,7 +155,7 @@ class Composite:
             "inputs": old.inputs,
         }
         new = make_entry(old.name, old.fn, **{**fields, **changes})
-        new = Entry(**{**new.__dict__, "ref": old.ref})
+        new = dataclasses.replace(new, ref=old.ref)
         return self._with((*self._entries[:index], new, *self._entries[index + 1 :]))
 
     def remove(self: _P, name: str) -> _P:
@@ -221,7 +222,7 @@ class Composite:
         ``torch.compile(fullgraph=True)``. An empty pipeline gives a 0-d zero.
         """
         xp, arrays = self._arrays(x)
-        return self._total(xp, arrays, self._values(arrays, extra_args))
+        return self._weighted(xp, arrays, self._values(arrays, extra_args))[2]
 
     def _values(self, arrays: Mapping[str, Array], extra_args: Any) -> list[Array]:
         return [
@@ -236,17 +237,23 @@ class Composite:
         msg = f"at least one input must have a real floating dtype; got {list(arrays)}"
         raise InvalidTypeError(msg)
 
-    def _total(self, xp: Any, arrays: Mapping[str, Array], values: Sequence[Array]) -> Array:
+    def _weighted(
+        self, xp: Any, arrays: Mapping[str, Array], values: Sequence[Array]
+    ) -> tuple[list[Array], list[Array], Array]:
+        """``(values, weighted terms, total)``; integer values (argmax-style) become floats."""
         reference = self._reference(xp, arrays)
-        total = None
-        for entry, value in zip(self._active, values, strict=True):
-            if not is_real_floating(value.dtype, xp):  # argmax-style outputs
-                value = xp.astype(value, reference.dtype)
-            term = entry.weight * value
-            total = term if total is None else total + term
-        if total is None:
-            return xp.zeros((), dtype=reference.dtype, device=array_device(reference))
-        return as_array(total, xp)
+        values = [
+            value if is_real_floating(value.dtype, xp) else xp.astype(value, reference.dtype)
+            for value in values
+        ]
+        terms = [entry.weight * value for entry, value in zip(self._active, values, strict=True)]
+        if not terms:
+            zero = xp.zeros((), dtype=reference.dtype, device=array_device(reference))
+            return values, terms, zero
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return values, terms, as_array(total, xp)
 
     def _grad_plan(self, x: Any, extra_args: Mapping[str, Any] | None) -> GradPlan:
         """One-argument functions of one flat array, for the gradient tracker."""
@@ -327,8 +334,7 @@ class Composite:
             ]
         else:
             values = self._values(arrays, extra_args)
-        total = self._total(xp, arrays, values)
-        weighted = [entry.weight * value for entry, value in zip(self._active, values, strict=True)]
+        values, weighted, total = self._weighted(xp, arrays, values)
         floats = self._to_host(xp, [*values, *weighted, total], tracked)
         metrics: dict[str, Any] = {}
         count = len(self._active)

@@ -100,10 +100,13 @@ class Entry:
     differentiable: bool = True
     inputs: tuple[str, ...] | None = None
     ref: str | None = None
+    # the dict behind the read-only `opts` view, for calls: torch.compile graph-breaks on
+    # reading a mappingproxy once any dict was mutated during tracing
+    kwargs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def call_opts(self, extra_args: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    def call_opts(self, extra_args: Mapping[str, Any] | None) -> dict[str, Any]:
         """The keyword arguments of one call: ``opts`` overridden by ``extra_args``."""
-        return {**self.opts, **extra_args} if extra_args else self.opts
+        return {**self.kwargs, **extra_args} if extra_args else self.kwargs
 
 
 def _check_bool(value: object, param: str) -> bool:
@@ -149,15 +152,17 @@ def make_entry(
             msg = f"`inputs` of entry {name!r} must be a non-empty tuple of names; got {inputs!r}"
             raise InvalidTypeError(msg)
         checked_inputs = tuple(check_name(item, "inputs") for item in inputs)
+    kwargs = dict(opts)
     return Entry(
         name=name,
         fn=fn,
         weight=check_real(weight, "weight"),
-        opts=MappingProxyType(dict(opts)),
+        opts=MappingProxyType(kwargs),
         enabled=_check_bool(enabled, "enabled"),
         differentiable=_check_bool(differentiable, "differentiable"),
         inputs=checked_inputs,
         ref=ref,
+        kwargs=kwargs,
     )
 
 

@@ -81,15 +81,15 @@ class Pipeline(Composite):
         l2, elastic_net, entropy, orthogonality, output_magnitude) or an import path
         ``"package.module:function"``. Duplicate names raise ``ValueError``.
         """
-        entry = make_entry(
-            name, fn, weight=weight, opts=opts, enabled=enabled, differentiable=differentiable
-        )
-        if input_count(entry.ref) == 2:
+        if isinstance(fn, str) and input_count(fn) == 2:
             msg = (
-                f"{entry.ref!r} compares two arrays and cannot be an entry of a single-input "
+                f"{fn!r} compares two arrays and cannot be an entry of a single-input "
                 "Pipeline; use MultiPipeline with `inputs=(...)`"
             )
             raise InvalidValueError(msg)
+        entry = make_entry(
+            name, fn, weight=weight, opts=opts, enabled=enabled, differentiable=differentiable
+        )
         return self._added(entry)
 
     def _arrays(self, x: Any) -> tuple[Any, dict[str, Array]]:

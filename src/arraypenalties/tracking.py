@@ -30,7 +30,7 @@ Array = Any
 COMPUTED = ("arraypenalties", "gradient", "computed")
 FAILED = ("arraypenalties", "gradient", "failed")
 # usage errors propagate; anything else raised while differentiating is a tracking failure
-_PROPAGATE = (InvalidValueError, BackendError)
+_PROPAGATE = (InvalidValueError, BackendError, Warning)  # Warning: raised when filtered to "error"
 
 
 class GradPlan(NamedTuple):
@@ -210,6 +210,8 @@ def pipeline_grad_norms(
     {'l1_grad_norm': 1.732050..., 'l2_grad_norm': 7.483314...}
     """
     plan = pipeline._grad_plan(x, extra_args)
+    if not plan.fns:
+        return {}
     tracked = tracked_gradients(plan)
     xp = get_xp(plan.x)
     norms, _ = to_host(tracked, _host_dtype(plan.x, xp), xp)
