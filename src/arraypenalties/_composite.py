@@ -33,7 +33,9 @@ from arraypenalties._errors import (
     UnknownNameError,
 )
 from arraypenalties._reductions import as_array
-from arraypenalties.tracking import GradPlan, emit_events, tracked_gradients
+from arraypenalties._xp import get_xp
+from arraypenalties.backends import get_backend
+from arraypenalties.tracking import GradPlan, emit_events, tracked_gradients, warn_failures
 
 __all__ = ["Composite", "freeze"]
 
@@ -320,22 +322,11 @@ class Composite:
             msg = "`track_grad_norms` and `check_finite` must be bools"
             raise InvalidTypeError(msg)
         xp, arrays = self._arrays(x)
-        tracked = None
-        if track:
-            tracked_entries = [e for e in self._active if e.differentiable]
-            plan = self._plan(arrays, tracked_entries, extra_args)
-            tracked = tracked_gradients(plan, keep_graph=True) if plan.fns else None
-            by_name = dict(zip(plan.names, tracked.values if tracked else [], strict=True))
-            values = [
-                by_name[e.name]
-                if e.name in by_name
-                else self._value(e, self._args(e, arrays), e.call_opts(extra_args))
-                for e in self._active
-            ]
-        else:
-            values = self._values(arrays, extra_args)
-        values, weighted, total = self._weighted(xp, arrays, values)
-        floats = self._to_host(xp, [*values, *weighted, total], tracked)
+        run, layout = self._device_metrics(xp, arrays, extra_args, track)
+        start = time.perf_counter_ns()
+        total, stacked = run(arrays)
+        floats = _host.to_floats(stacked)  # the one host transfer
+        duration = time.perf_counter_ns() - start
         metrics: dict[str, Any] = {}
         count = len(self._active)
         for index, entry in enumerate(self._active):
@@ -345,29 +336,86 @@ class Composite:
         if check_finite:
             _check_finite(metrics, [e.name for e in self._active])
         if track:
-            self._add_norms(metrics, floats[2 * count + 1 :], tracked)
+            self._add_norms(metrics, iter(floats[2 * count + 1 :]), layout, duration)
         return total, metrics
 
-    def _to_host(self, xp: Any, arrays: list[Array], tracked: Any) -> list[float]:
-        """Every metric in one array, converted once (the one host transfer of ``compute``)."""
-        if tracked is not None:
-            arrays = arrays + [n for n in tracked.norms if n is not None]
-            if tracked.total_norm is not None:
-                arrays.append(tracked.total_norm)
-        wide = any(a.dtype == xp.float64 for a in arrays)
-        dtype = xp.float64 if wide else xp.float32
-        return _host.to_floats(xp.stack([xp.astype(a, dtype) for a in arrays]))
+    def _device_metrics(
+        self, xp: Any, arrays: Mapping[str, Array], extra_args: Any, track: bool
+    ) -> tuple[Callable[[Mapping[str, Array]], tuple[Array, Array]], dict[str, Any]]:
+        """``run(arrays) -> (total, every metric stacked in one 1-d array)`` and its layout.
 
-    def _add_norms(self, metrics: dict[str, Any], floats: Sequence[float], tracked: Any) -> None:
-        names = [e.name for e in self._active if e.differentiable]
-        if tracked is None:  # nothing differentiable: the total does not depend on x
+        On jax ``run`` is jitted (cached per pipeline, ``extra_args`` and tracking),
+        so ``compute`` costs one compiled call and one transfer. The layout (which
+        entries have a gradient norm) is recorded while ``run`` executes or traces.
+        """
+        key = freeze(extra_args)
+        backend = get_backend(self._reference(xp, arrays))
+        cache_key = None if key is None else ("run", backend.name, track, key)
+        cached = self._plans.get(cache_key) if cache_key is not None else None
+        if cached is not None:
+            return cached  # type: ignore[return-value]
+        layout: dict[str, Any] = {}
+
+        def run(arrays: Mapping[str, Array]) -> tuple[Array, Array]:
+            xp = get_xp(*arrays.values())
+            if track:
+                values, norms = self._tracked_values(arrays, extra_args, layout)
+            else:
+                values, norms = self._values(arrays, extra_args), []
+            values, weighted, total = self._weighted(xp, arrays, values)
+            parts = [*values, *weighted, total, *norms]
+            dtype = xp.float64 if any(a.dtype == xp.float64 for a in parts) else xp.float32
+            return total, xp.stack([xp.astype(a, dtype) for a in parts])
+
+        built = (backend.jit(run) if cache_key is not None else run), layout
+        if cache_key is not None:
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            self._plans[cache_key] = built  # type: ignore[assignment]
+        return built
+
+    def _tracked_values(
+        self, arrays: Mapping[str, Array], extra_args: Any, layout: dict[str, Any]
+    ) -> tuple[list[Array], list[Array]]:
+        """Entry values (one forward pass) and the gradient norms that exist, as arrays."""
+        entries = [e for e in self._active if e.differentiable]
+        plan = self._plan(arrays, entries, extra_args)
+        tracked = tracked_gradients(plan, keep_graph=True) if plan.fns else None
+        by_name = dict(zip(plan.names, tracked.values if tracked else [], strict=True))
+        values = [
+            by_name[e.name]
+            if e.name in by_name
+            else self._value(e, self._args(e, arrays), e.call_opts(extra_args))
+            for e in self._active
+        ]
+        layout["names"] = plan.names
+        if tracked is None:
+            layout.update(present=(), failures={}, total_norm=False)
+            return values, []
+        layout["present"] = tuple(norm is not None for norm in tracked.norms)
+        layout["failures"] = tracked.failures
+        layout["total_norm"] = tracked.total_norm is not None
+        norms = [norm for norm in tracked.norms if norm is not None]
+        if tracked.total_norm is not None:
+            norms.append(tracked.total_norm)
+        return values, norms
+
+    def _add_norms(
+        self,
+        metrics: dict[str, Any],
+        floats: Iterator[float],
+        layout: dict[str, Any],
+        duration: int,
+    ) -> None:
+        names = layout["names"]
+        if not names:  # nothing differentiable: the total does not depend on x
             metrics["total_grad_norm"] = 0.0
             return
-        values = iter(floats)
-        norms = [None if n is None else next(values) for n in tracked.norms]
+        norms = [next(floats) if present else None for present in layout["present"]]
         for name, norm in zip(names, norms, strict=True):
             metrics[f"{name}_grad_norm"] = norm
             if norm is None:
                 metrics[f"{name}_grad_norm_error"] = True
-        metrics["total_grad_norm"] = None if tracked.total_norm is None else next(values)
-        emit_events(names, norms, tracked)
+        metrics["total_grad_norm"] = next(floats) if layout["total_norm"] else None
+        warn_failures(layout["failures"])
+        emit_events(names, norms, layout["failures"], duration)

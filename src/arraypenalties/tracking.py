@@ -49,7 +49,6 @@ class Tracked(NamedTuple):
     norms: list[Array | None]
     total_norm: Array | None
     failures: dict[str, str]
-    duration_ns: int
 
 
 def _checked_backend(x: Array) -> Backend:
@@ -66,13 +65,21 @@ def _checked_backend(x: Array) -> Backend:
 
 
 def _failure(name: str, exc: Exception) -> str:
-    reason = f"{type(exc).__name__}: {exc}"
-    message = (
-        f"gradient computation failed for {name!r}: the function has non-differentiable "
-        f"operations ({reason}); its gradient norm is None"
-    )
-    warn(message, GradientTrackingWarning)
-    return reason
+    return f"{type(exc).__name__}: {exc}"
+
+
+def warn_failures(failures: Mapping[str, str]) -> None:
+    """One :class:`GradientTrackingWarning` per failed entry.
+
+    Called after the computation, never inside it: under ``jax.jit`` a warning
+    raised while tracing would be attributed to jax's frames and shown only once.
+    """
+    for name, reason in failures.items():
+        message = (
+            f"gradient computation failed for {name!r}: the function has non-differentiable "
+            f"operations ({reason}); its gradient norm is None"
+        )
+        warn(message, GradientTrackingWarning)
 
 
 def _one_by_one(
@@ -103,7 +110,6 @@ def tracked_gradients(plan: GradPlan, *, keep_graph: bool = False) -> Tracked:
     """
     backend = _checked_backend(plan.x)
     xp = get_xp(plan.x)
-    start = time.perf_counter_ns()
     failures: dict[str, str] = {}
     try:
         values, grads = backend.per_term_grads(plan.fns, plan.x, keep_graph=keep_graph)
@@ -118,24 +124,35 @@ def tracked_gradients(plan: GradPlan, *, keep_graph: bool = False) -> Tracked:
         for weight, grad in zip(plan.weights, grads, strict=True):
             total = total + weight * grad
         total_norm = xp.sqrt(xp.sum(total * total))
-    return Tracked(values, norms, total_norm, failures, time.perf_counter_ns() - start)
+    return Tracked(values, norms, total_norm, failures)
 
 
-def emit_events(names: Sequence[str], norms: Sequence[float | None], tracked: Tracked) -> None:
-    """Telemetry: one ``computed`` or ``failed`` event per entry (floats already on the host)."""
+def emit_events(
+    names: Sequence[str],
+    norms: Sequence[float | None],
+    failures: Mapping[str, str],
+    duration: int,
+) -> None:
+    """Telemetry: one ``computed`` or ``failed`` event per entry (floats already on the host).
+
+    ``duration`` (ns) is that of the whole computation the norms came from.
+    """
     if not (telemetry.is_observed(COMPUTED) or telemetry.is_observed(FAILED)):
         return
     for name, norm in zip(names, norms, strict=True):
         if norm is None:
-            metadata = {"name": name, "reason": tracked.failures.get(name, "")}
-            telemetry.emit(FAILED, {"duration": tracked.duration_ns}, metadata)
+            metadata = {"name": name, "reason": failures.get(name, "")}
+            telemetry.emit(FAILED, {"duration": duration}, metadata)
         else:
-            measurements = {"duration": tracked.duration_ns, "grad_norm": norm}
-            telemetry.emit(COMPUTED, measurements, {"name": name})
+            telemetry.emit(COMPUTED, {"duration": duration, "grad_norm": norm}, {"name": name})
 
 
-def to_host(tracked: Tracked, dtype: Any, xp: Any) -> tuple[list[float | None], float | None]:
+def _norms(plan: GradPlan) -> tuple[list[float | None], float | None]:
     """Per-entry norms and the total's norm as Python floats, in one host transfer."""
+    start = time.perf_counter_ns()
+    tracked = tracked_gradients(plan)
+    xp = get_xp(plan.x)
+    dtype = xp.float64 if plan.x.dtype == xp.float64 else xp.float32
     present = [norm for norm in tracked.norms if norm is not None]
     if tracked.total_norm is not None:
         present.append(tracked.total_norm)
@@ -143,11 +160,10 @@ def to_host(tracked: Tracked, dtype: Any, xp: Any) -> tuple[list[float | None], 
         _host.to_floats(xp.stack([xp.astype(a, dtype) for a in present])) if present else []
     )
     norms = [None if norm is None else next(floats) for norm in tracked.norms]
-    return norms, (None if tracked.total_norm is None else next(floats))
-
-
-def _host_dtype(x: Array, xp: Any) -> Any:
-    return xp.float64 if x.dtype == xp.float64 else xp.float32
+    total = None if tracked.total_norm is None else next(floats)
+    warn_failures(tracked.failures)
+    emit_events(plan.names, norms, tracked.failures, time.perf_counter_ns() - start)
+    return norms, total
 
 
 def grad_norm(fn: Callable[[Array], Array], x: Array, /) -> float | None:
@@ -180,11 +196,7 @@ def grad_norm(fn: Callable[[Array], Array], x: Array, /) -> float | None:
     7.483314...
     """
     name = getattr(fn, "__name__", type(fn).__name__)
-    plan = GradPlan((name,), (fn,), (1.0,), x)
-    tracked = tracked_gradients(plan)
-    xp = get_xp(x)
-    norms, _ = to_host(tracked, _host_dtype(x, xp), xp)
-    emit_events(plan.names, norms, tracked)
+    norms, _ = _norms(GradPlan((name,), (fn,), (1.0,), x))
     return norms[0]
 
 
@@ -212,10 +224,7 @@ def pipeline_grad_norms(
     plan = pipeline._grad_plan(x, extra_args)
     if not plan.fns:
         return {}
-    tracked = tracked_gradients(plan)
-    xp = get_xp(plan.x)
-    norms, _ = to_host(tracked, _host_dtype(plan.x, xp), xp)
-    emit_events(plan.names, norms, tracked)
+    norms, _ = _norms(plan)
     return {f"{name}_grad_norm": norm for name, norm in zip(plan.names, norms, strict=True)}
 
 
@@ -241,8 +250,4 @@ def total_grad_norm(
     plan = pipeline._grad_plan(x, extra_args)
     if not plan.fns:
         return 0.0
-    tracked = tracked_gradients(plan)
-    xp = get_xp(plan.x)
-    norms, total = to_host(tracked, _host_dtype(plan.x, xp), xp)
-    emit_events(plan.names, norms, tracked)
-    return total
+    return _norms(plan)[1]

@@ -67,6 +67,14 @@ class Backend:
         """``x`` as a constant for autodiff (identity on backends without it)."""
         raise NotImplementedError
 
+    def jit(self, fn: Callable[..., Any], /) -> Callable[..., Any]:
+        """``fn`` compiled for repeated calls where tracing is cheap and cached (jax.jit).
+
+        The identity elsewhere: torch.compile costs seconds per graph and is the
+        caller's choice, not the library's.
+        """
+        return fn
+
     def logsumexp(
         self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Array:

@@ -69,6 +69,9 @@ class JaxBackend(Backend):
     def stop_gradient(self, x: Array, /) -> Array:
         return jax.lax.stop_gradient(x)
 
+    def jit(self, fn: Callable[..., Any], /) -> Callable[..., Any]:
+        return jax.jit(fn)
+
     def logsumexp(
         self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Array:
