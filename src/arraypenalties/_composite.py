@@ -64,7 +64,7 @@ def _check_finite(metrics: Mapping[str, float], names: Sequence[str]) -> None:
             kind = "nan" if math.isnan(value) else "inf"
             what = "the total" if name == "total" else f"entry {name!r}"
             msg = f"{what} is not finite ({value}); `check_finite=True` was asked"
-            raise NonFiniteError(msg, kind=kind)
+            raise NonFiniteError(kind, msg)
 
 
 class Composite:

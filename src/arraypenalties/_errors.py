@@ -40,12 +40,38 @@ class BackendError(ArrayPenaltiesError, RuntimeError):
     """The array's backend cannot do what was asked (e.g. gradients of dask arrays)."""
 
 
-class NonFiniteError(InvalidValueError):
-    """An array or a penalty value contains NaN or infinity; ``kind`` is ``"nan"`` or ``"inf"``."""
+class NonFiniteError(ArrayPenaltiesError, ValueError):
+    """An array holds NaN or infinite values where only finite ones are allowed.
 
-    def __init__(self, message: str, *, kind: str) -> None:
+    Attributes
+    ----------
+    kind : {"nan", "inf"}
+        What was found; ``"nan"`` wins when both are present (it is checked first).
+
+    Examples
+    --------
+    >>> from arraypenalties import NonFiniteError
+    >>> error = NonFiniteError("inf")
+    >>> error.kind, str(error)
+    ('inf', 'array contains infinite values')
+    """
+
+    KINDS = ("nan", "inf")
+
+    def __init__(self, kind: str, message: str | None = None) -> None:
+        if kind not in self.KINDS:
+            msg = f"`kind` must be one of 'nan', 'inf'; got {kind!r}"
+            raise InvalidValueError(msg)
+        if message is None:
+            what = "NaN" if kind == "nan" else "infinite"
+            message = f"array contains {what} values"
         super().__init__(message)
         self.kind = kind
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[NonFiniteError], tuple[str, str]]:
+        # the default would call NonFiniteError(message): keep `kind` through pickling
+        return (type(self), (self.kind, self.message))
 
 
 class UnknownNameError(InvalidValueError, KeyError):
