@@ -21,7 +21,10 @@ EXPECTED = {  # plain Python, independent of the library
     "l2": 0.5 * sum(v * v for v in X),
     "elastic_net": 0.5 * sum(abs(v) for v in X) + 0.5 * sum(v * v for v in X),
 }
+WEIGHTS = {"l1": 0.1, "l2": 1.0, "elastic_net": 0.5}  # the demo pipeline's
 L2_GRAD_NORM = math.sqrt(sum(v * v for v in X))  # ∇ 0.5·Σx² = x
+# ∇ total = 0.1·sign(x) + x + 0.5·(0.5·sign(x) + x) ... with sign(0) = 0 (torch, numpy)
+TOTAL_GRAD_NORM = math.sqrt(sum((0.35 * math.copysign(v != 0, v) + 1.5 * v) ** 2 for v in X))
 FRAMEWORKS = ("numpy", "torch", "jax", "array_api_strict", "dask")
 INSTALLED = [name for name in FRAMEWORKS if importlib.util.find_spec(name) is not None]
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -42,11 +45,17 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def demo_rows(stdout: str) -> dict[tuple[str, str], tuple[float, str]]:
     """``{(backend, penalty): (value, grad norm cell)}`` parsed from the demo table."""
+    cells = demo_cells(stdout).items()
+    return {key: (float(row[0]), row[2]) for key, row in cells if key[1] != "total"}
+
+
+def demo_cells(stdout: str) -> dict[tuple[str, str], list[str]]:
+    """``{(backend, penalty or "total"): [value, weighted, grad norm, share]}``."""
     rows = {}
     for line in stdout.splitlines():
         cells = line.split()
-        if len(cells) >= 4 and cells[0] in FRAMEWORKS and cells[1] in EXPECTED:
-            rows[cells[0], cells[1]] = (float(cells[2]), cells[3])
+        if len(cells) >= 6 and cells[0] in FRAMEWORKS and cells[1] in [*EXPECTED, "total"]:
+            rows[cells[0], cells[1]] = cells[2:6]
     return rows
 
 
@@ -86,6 +95,26 @@ def test_demo_values_match_plain_python(demo: subprocess.CompletedProcess[str]) 
     assert rows["numpy", "l2"][0] == pytest.approx(EXPECTED["l2"])
 
 
+def test_demo_pipeline_weighted_values_shares_and_total(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    cells = demo_cells(demo.stdout)
+    for backend in INSTALLED:
+        total = sum(WEIGHTS[name] * EXPECTED[name] for name in EXPECTED)
+        assert float(cells[backend, "total"][1]) == pytest.approx(total, abs=1e-6)
+        for name in EXPECTED:
+            weighted = float(cells[backend, name][1])
+            assert weighted == pytest.approx(WEIGHTS[name] * EXPECTED[name], abs=1e-6)
+        shares = [cells[backend, name][3] for name in EXPECTED]
+        if backend == "dask":
+            assert shares == ["-", "-", "-"] and cells[backend, "total"][2] == "-"
+            continue
+        assert sum(float(share.rstrip("%")) for share in shares) == pytest.approx(100, abs=0.2)
+        if backend in ("numpy", "torch", "array_api_strict"):  # sign(0) = 0 there
+            total_norm = float(cells[backend, "total"][2])
+            assert total_norm == pytest.approx(TOTAL_GRAD_NORM, abs=1e-5)
+
+
 def test_demo_gradient_norms_and_methods(demo: subprocess.CompletedProcess[str]) -> None:
     rows = demo_rows(demo.stdout)
     for (backend, penalty), (_, grad_norm) in rows.items():
@@ -105,6 +134,7 @@ def test_demo_backends_option_restricts_output() -> None:
     result = run_cli("demo", "--backends", "numpy")
     assert result.returncode == 0, result.stderr
     assert {backend for backend, _ in demo_rows(result.stdout)} == {"numpy"}
+    assert "Pipeline('demo'" in result.stdout
 
 
 def test_no_subcommand_prints_help_and_exits_2() -> None:

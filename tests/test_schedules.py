@@ -7,11 +7,16 @@ from typing import Any
 
 import pytest
 
-from arraypenalties import ArrayPenaltiesError, InvalidTypeError, InvalidValueError
+from arraypenalties import (
+    ArrayPenaltiesError,
+    InvalidTypeError,
+    InvalidValueError,
+    Pipeline,
+    UnknownNameError,
+)
 from arraypenalties.schedules import (
     SCHEDULE_KINDS,
     Schedule,
-    UnknownScheduleError,
     apply_scheduled_weights,
     constant,
     cosine,
@@ -98,9 +103,24 @@ def test_weight_schedule_and_apply_scheduled_weights() -> None:
         apply_scheduled_weights(object(), got)  # type: ignore[type-var]
 
 
+def test_apply_scheduled_weights_to_a_real_pipeline(xp: Any) -> None:
+    p = Pipeline().add("l1", "l1", weight=0.0).add("l2", "l2", weight=0.0)
+    schedule = weight_schedule({"l1": {"kind": "linear", "init": 0.0, "end": 1.0}, "l2": 0.5})
+    x = xp.asarray([1.0, -2.0, 3.0], dtype=xp.float64)
+    totals = []
+    for step in (0, 2, 4):
+        scheduled = apply_scheduled_weights(p, schedule(step, 4))
+        totals.append(scheduled.compute(x)[1]["total"])
+    # l1 = 6, l2 = 14: weights (0, .5), (.5, .5), (1, .5)
+    assert totals == pytest.approx([7.0, 10.0, 13.0])
+    assert [e.weight for e in p] == [0.0, 0.0]  # the original pipeline is unchanged
+    with pytest.raises(UnknownNameError, match=r"no entry named 'kl'; entries are \['l1', 'l2'\]"):
+        apply_scheduled_weights(p, {"kl": 1.0})
+
+
 def test_unknown_kind_is_a_value_and_key_error() -> None:
     with pytest.raises(
-        UnknownScheduleError, match=r"`kind` must be one of 'constant', 'linear', .*; got 'step'"
+        UnknownNameError, match=r"`kind` must be one of 'constant', 'linear', .*; got 'step'"
     ) as info:
         weight_schedule({"l1": {"kind": "step", "init": 1.0}})
     assert isinstance(info.value, ArrayPenaltiesError)

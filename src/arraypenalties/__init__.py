@@ -7,16 +7,18 @@ gradients and penalty weights during training.
 Importing this package imports no array framework.
 """
 
-from arraypenalties import backends
-from arraypenalties import schedules as schedules  # reachable, but modules stay out of __all__
-from arraypenalties import transforms as transforms
+from arraypenalties import backends, schedules, telemetry, transforms
 from arraypenalties._errors import (
     ArrayPenaltiesError,
     BackendError,
     FiniteDifferenceWarning,
+    GradientTrackingWarning,
     InvalidTypeError,
     InvalidValueError,
+    NonFiniteError,
+    UnknownNameError,
 )
+from arraypenalties._pipeline import MultiPipeline, Pipeline, compute, compute_total, pipeline
 from arraypenalties.backends import available_backends, get_backend, register_backend
 from arraypenalties.gradient_penalty import (
     gradient_penalty,
@@ -24,6 +26,7 @@ from arraypenalties.gradient_penalty import (
     output_magnitude_penalty,
 )
 from arraypenalties.penalties import elastic_net, l1, l2
+from arraypenalties.tracking import grad_norm, pipeline_grad_norms, total_grad_norm
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
@@ -31,17 +34,31 @@ __all__ = [
     "ArrayPenaltiesError",
     "BackendError",
     "FiniteDifferenceWarning",
+    "GradientTrackingWarning",
     "InvalidTypeError",
     "InvalidValueError",
+    "MultiPipeline",
+    "NonFiniteError",
+    "Pipeline",
+    "UnknownNameError",
     "__version__",
     "available_backends",
     "backends",
+    "compute",
+    "compute_total",
     "elastic_net",
     "get_backend",
+    "grad_norm",
     "gradient_penalty",
     "interpolated_gradient_penalty",
     "l1",
     "l2",
     "output_magnitude_penalty",
+    "pipeline",
+    "pipeline_grad_norms",
     "register_backend",
+    "schedules",
+    "telemetry",
+    "total_grad_norm",
+    "transforms",
 ]

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import importlib
 import importlib.metadata
 import importlib.util
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import arraypenalties
-from arraypenalties._xp import get_xp
 from arraypenalties.backends import Backend
 
 __all__ = ["DEMO_BACKENDS", "DEMO_X", "build_parser", "main"]
@@ -32,10 +30,11 @@ _DISTRIBUTIONS = {name: (name,) for name in ("numpy", "torch", "jax", "jaxlib")}
     "cupy": ("cupy", "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x"),
 }
 _NAMESPACES = {"jax": "jax.numpy", "dask": "dask.array"}
-_PENALTIES: tuple[tuple[str, Callable[[Any], Any]], ...] = (
-    ("l1", arraypenalties.l1),
-    ("l2", functools.partial(arraypenalties.l2, lam=0.5)),
-    ("elastic_net", functools.partial(arraypenalties.elastic_net, l1_ratio=0.5)),
+DEMO_PIPELINE = (
+    arraypenalties.Pipeline(name="demo")
+    .add("l1", "l1", weight=0.1)
+    .add("l2", "l2", opts={"lam": 0.5})
+    .add("elastic_net", "elastic_net", weight=0.5, opts={"l1_ratio": 0.5})
 )
 _FD_NOTE = (
     "finite differences: central differences in float64, 2n penalty evaluations per "
@@ -154,21 +153,39 @@ def run_info() -> int:
     return 0
 
 
-def _grad_norm(backend: Backend, fn: Callable[[Any], Any], x: Any) -> float:
-    grad = backend.grad(fn, x)
-    xp = get_xp(grad)
-    return float(xp.sqrt(xp.sum(grad * grad)))
+def _shares(metrics: dict[str, Any]) -> dict[str, str]:
+    """Each entry's share of ``Σ wᵢ·‖∇fᵢ‖``: which penalty pulls hardest."""
+    pulls = {
+        entry.name: entry.weight * metrics[f"{entry.name}_grad_norm"] for entry in DEMO_PIPELINE
+    }
+    whole = sum(pulls.values())
+    return {name: f"{100 * pull / whole:.1f}%" if whole else "-" for name, pull in pulls.items()}
 
 
 def _demo_rows(framework: str) -> list[list[str]]:
-    rows = []
     with _float64(framework):
         x = _make_array(framework, DEMO_X)
         backend = arraypenalties.get_backend(x)
-        for penalty, fn in _PENALTIES:
-            value = f"{float(fn(x)):.6f}"
-            norm = f"{_grad_norm(backend, fn, x):.6f}" if backend.has_gradients else "-"
-            rows.append([framework, penalty, value, norm, _gradient_method(backend)])
+        _, metrics = DEMO_PIPELINE.compute(x, track_grad_norms=backend.has_gradients)
+    method = _gradient_method(backend)
+    shares = _shares(metrics) if backend.has_gradients else {}
+    rows = []
+    for entry in DEMO_PIPELINE:
+        norm = metrics.get(f"{entry.name}_grad_norm")
+        rows.append(
+            [
+                framework,
+                entry.name,
+                f"{metrics[entry.name]:.6f}",
+                f"{metrics[f'{entry.name}_weighted']:.6f}",
+                "-" if norm is None else f"{norm:.6f}",
+                shares.get(entry.name, "-"),
+                method,
+            ]
+        )
+    total_norm = metrics.get("total_grad_norm")
+    norm_cell = "-" if total_norm is None else f"{total_norm:.6f}"
+    rows.append([framework, "total", "-", f"{metrics['total']:.6f}", norm_cell, "-", method])
     return rows
 
 
@@ -213,9 +230,14 @@ def run_demo(backends: Sequence[str] | None = None) -> int:
                 status = 1
     used_fd = _reemit_unexpected(caught)
     print(f"x = {list(DEMO_X)} (float64)")
-    print("penalties: l1(x), l2(x, lam=0.5), elastic_net(x, l1_ratio=0.5); reduction='sum'\n")
-    header = ["backend", "penalty", "value", "grad norm", "gradient method"]
-    print(_format_table(header, rows, align="llrrl"))
+    print(f"{DEMO_PIPELINE!r}\n")
+    print(
+        "pipeline.compute(x, track_grad_norms=True): value, weighted value, norm of the\n"
+        "penalty's (unweighted) gradient, and its share of the pull sum_i w_i * |grad f_i|;\n"
+        "the total row has the weighted total and the norm of its gradient.\n"
+    )
+    header = ["backend", "penalty", "value", "weighted", "grad norm", "share", "gradient method"]
+    print(_format_table(header, rows, align="llrrrrl"))
     print(f"\nnote: {_SUBGRADIENT_NOTE}")
     if used_fd:
         print(f"note: {_FD_NOTE}")
@@ -239,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="{info,demo}")
     commands.add_parser("info", help="installed frameworks, devices and backends")
-    demo = commands.add_parser("demo", help="penalties and gradient norms in each framework")
+    demo = commands.add_parser(
+        "demo", help="a pipeline's values and gradient-norm shares in each framework"
+    )
     demo.add_argument(
         "--backends",
         type=_backend_list,

@@ -15,8 +15,11 @@ __all__ = [
     "ArrayPenaltiesError",
     "BackendError",
     "FiniteDifferenceWarning",
+    "GradientTrackingWarning",
     "InvalidTypeError",
     "InvalidValueError",
+    "NonFiniteError",
+    "UnknownNameError",
     "warn",
 ]
 
@@ -35,6 +38,51 @@ class InvalidTypeError(ArrayPenaltiesError, TypeError):
 
 class BackendError(ArrayPenaltiesError, RuntimeError):
     """The array's backend cannot do what was asked (e.g. gradients of dask arrays)."""
+
+
+class NonFiniteError(ArrayPenaltiesError, ValueError):
+    """An array holds NaN or infinite values where only finite ones are allowed.
+
+    Attributes
+    ----------
+    kind : {"nan", "inf"}
+        What was found; ``"nan"`` wins when both are present (it is checked first).
+
+    Examples
+    --------
+    >>> from arraypenalties import NonFiniteError
+    >>> error = NonFiniteError("inf")
+    >>> error.kind, str(error)
+    ('inf', 'array contains infinite values')
+    """
+
+    KINDS = ("nan", "inf")
+
+    def __init__(self, kind: str, message: str | None = None) -> None:
+        if kind not in self.KINDS:
+            msg = f"`kind` must be one of 'nan', 'inf'; got {kind!r}"
+            raise InvalidValueError(msg)
+        if message is None:
+            what = "NaN" if kind == "nan" else "infinite"
+            message = f"array contains {what} values"
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[NonFiniteError], tuple[str, str]]:
+        # the default would call NonFiniteError(message): keep `kind` through pickling
+        return (type(self), (self.kind, self.message))
+
+
+class UnknownNameError(InvalidValueError, KeyError):
+    """A name (pipeline entry, built-in penalty, input) that is not known; also a KeyError."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
+class GradientTrackingWarning(UserWarning):
+    """A gradient norm could not be computed; the norm is reported as ``None``."""
 
 
 class FiniteDifferenceWarning(UserWarning):

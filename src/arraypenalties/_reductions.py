@@ -27,7 +27,12 @@ def reduce(values: Any, reduction: str, *, xp: Any, scale: float = 1.0) -> Any:
         result = values
     if scale != 1.0:
         result = result * scale
+    return as_array(result, xp)
+
+
+def as_array(result: Any, xp: Any) -> Any:
+    """``result`` unchanged, except that a numpy scalar becomes a 0-d numpy array."""
     if xp.__name__ in _NUMPY_NAMESPACES:
         # numpy itself, not the compat wrapper: 0.14 µs instead of 1.3 µs per call
-        result = sys.modules["numpy"].asarray(result)
+        return sys.modules["numpy"].asarray(result)
     return result

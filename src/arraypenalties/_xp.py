@@ -10,7 +10,6 @@ framework means that framework is already imported.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -23,12 +22,24 @@ __all__ = ["describe_type", "get_xp"]
 
 _NAMESPACE_BY_TYPE: dict[type, Any] = {}
 
-# top-level module of an array type -> module that is its Array API namespace
-_DIRECT_NAMESPACES = {
-    "torch": "array_api_compat.torch",
-    "jax": "jax.numpy",
-    "jaxlib": "jax.numpy",
-}
+
+# Import statements, not importlib: torch.compile traces an `import` statement but
+# graph-breaks on importlib.import_module, and the first get_xp of a process may
+# run inside torch.compile(fullgraph=True).
+def _torch_namespace() -> Any:
+    import array_api_compat.torch as xp
+
+    return xp
+
+
+def _jax_namespace() -> Any:
+    import jax.numpy as xp
+
+    return xp
+
+
+# top-level module of an array type -> its Array API namespace
+_DIRECT_NAMESPACES = {"torch": _torch_namespace, "jax": _jax_namespace, "jaxlib": _jax_namespace}
 
 
 def describe_type(value: object) -> str:
@@ -45,7 +56,7 @@ def _namespace_for_type(array: object, name: str) -> Any:
     kind = type(array)
     direct = _DIRECT_NAMESPACES.get(kind.__module__.partition(".")[0])
     if direct is not None:
-        xp = importlib.import_module(direct)
+        xp = direct()
     else:
         try:
             xp = array_api_compat.array_namespace(array)

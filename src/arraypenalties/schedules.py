@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from arraypenalties._checks import check_real
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
 
 __all__ = [
     "SCHEDULE_KINDS",
     "Schedule",
-    "UnknownScheduleError",
     "WeightSchedule",
     "apply_scheduled_weights",
     "constant",
@@ -47,13 +46,6 @@ __all__ = [
     "warmup",
     "weight_schedule",
 ]
-
-
-class UnknownScheduleError(InvalidValueError, KeyError):
-    """An unknown schedule kind (a ``ValueError`` and, as an unknown name, a ``KeyError``)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 def _check_type(value: object, name: str, types: tuple[type, ...], allowed: str) -> None:
@@ -279,7 +271,7 @@ def schedule(kind: str, /, **options: Any) -> Schedule:
 
     Raises
     ------
-    UnknownScheduleError
+    UnknownNameError
         ``kind`` is not one of :data:`SCHEDULE_KINDS` (a ``ValueError`` and a
         ``KeyError``); the message lists the known kinds.
 
@@ -292,7 +284,7 @@ def schedule(kind: str, /, **options: Any) -> Schedule:
     factory = _FACTORIES.get(kind) if isinstance(kind, str) else None
     if factory is None:
         msg = f"`kind` must be one of {', '.join(map(repr, SCHEDULE_KINDS))}; got {kind!r}"
-        raise UnknownScheduleError(msg)
+        raise UnknownNameError(msg)
     then = options.get("then")
     if isinstance(then, Mapping):
         options = {**options, "then": _from_spec(then, "then")}
@@ -345,7 +337,7 @@ def weight_schedule(specs: Mapping[str, Any]) -> WeightSchedule:
 
     Raises
     ------
-    UnknownScheduleError
+    UnknownNameError
         A mapping names an unknown ``kind``.
     InvalidValueError, InvalidTypeError
         Bad options (each message names the option).
@@ -380,14 +372,12 @@ def apply_scheduled_weights(pipeline: P, weights: Mapping[str, float]) -> P:
 
     Examples
     --------
+    >>> from arraypenalties import Pipeline
     >>> from arraypenalties.schedules import apply_scheduled_weights, weight_schedule
-    >>> class Weights:  # a stand-in for arraypenalties.Pipeline
-    ...     def __init__(self, weights): self.weights = weights
-    ...     def update_weight(self, name, weight):
-    ...         return Weights({**self.weights, name: weight})
     >>> schedule = weight_schedule({"l2": {"kind": "linear", "init": 0.0, "end": 1.0}})
-    >>> apply_scheduled_weights(Weights({"l2": 0.0}), schedule(3, total=4)).weights
-    {'l2': 0.75}
+    >>> p = Pipeline().add("l1", "l1").add("l2", "l2", weight=0.0)
+    >>> apply_scheduled_weights(p, schedule(3, total=4)).get("l2").weight
+    0.75
     """
     if not callable(getattr(pipeline, "update_weight", None)):
         msg = f"`pipeline` must have an update_weight(name, weight) method; got {pipeline!r}"

@@ -52,15 +52,28 @@ class Backend:
         return self.value_and_grad(fn, x, create_graph=create_graph)[1]
 
     def per_term_grads(
-        self, fns: Sequence[ScalarFn], x: Array, /
+        self, fns: Sequence[ScalarFn], x: Array, /, *, keep_graph: bool = False
     ) -> tuple[list[Array], list[Array]]:
-        """Return ``([fᵢ(x)], [∇ₓ fᵢ(x)])`` for every function in ``fns``."""
+        """Return ``([fᵢ(x)], [∇ₓ fᵢ(x)])`` for every function in ``fns``.
+
+        ``keep_graph=True`` asks for values that stay differentiable with respect
+        to ``x`` (torch: computed on ``x`` with ``retain_graph``); backends whose
+        results are plain values or functionally differentiable ignore it.
+        """
         pairs = [self.value_and_grad(fn, x) for fn in fns]
         return [value for value, _ in pairs], [grad for _, grad in pairs]
 
     def stop_gradient(self, x: Array, /) -> Array:
         """``x`` as a constant for autodiff (identity on backends without it)."""
         raise NotImplementedError
+
+    def jit(self, fn: Callable[..., Any], /) -> Callable[..., Any]:
+        """``fn`` compiled for repeated calls where tracing is cheap and cached (jax.jit).
+
+        The identity elsewhere: torch.compile costs seconds per graph and is the
+        caller's choice, not the library's.
+        """
+        return fn
 
     def logsumexp(
         self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False

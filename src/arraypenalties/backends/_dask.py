@@ -41,7 +41,7 @@ class DaskBackend(Backend):
         _no_autodiff()
 
     def per_term_grads(
-        self, fns: Sequence[ScalarFn], x: Array, /
+        self, fns: Sequence[ScalarFn], x: Array, /, *, keep_graph: bool = False
     ) -> tuple[list[Array], list[Array]]:
         _no_autodiff()
 

@@ -132,7 +132,7 @@ class FiniteDifferenceBackend(Backend):
             return value, _central_differences(fn, x, xp)
 
     def per_term_grads(
-        self, fns: Sequence[ScalarFn], x: Array, /
+        self, fns: Sequence[ScalarFn], x: Array, /, *, keep_graph: bool = False
     ) -> tuple[list[Array], list[Array]]:
         xp = self._check_request(x, create_graph=False)
         with _evaluating():

@@ -52,7 +52,7 @@ class JaxBackend(Backend):
         return jax.value_and_grad(_checked(fn))(x)
 
     def per_term_grads(
-        self, fns: Sequence[ScalarFn], x: Array, /
+        self, fns: Sequence[ScalarFn], x: Array, /, *, keep_graph: bool = False
     ) -> tuple[list[Array], list[Array]]:
         check_differentiable_input(x)
         key = tuple(fns)
@@ -68,6 +68,9 @@ class JaxBackend(Backend):
 
     def stop_gradient(self, x: Array, /) -> Array:
         return jax.lax.stop_gradient(x)
+
+    def jit(self, fn: Callable[..., Any], /) -> Callable[..., Any]:
+        return jax.jit(fn)
 
     def logsumexp(
         self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False

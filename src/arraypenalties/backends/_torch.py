@@ -92,11 +92,18 @@ def check_double_backward(grad: torch.Tensor) -> None:
     raise BackendError(msg)
 
 
-def _backward(value: torch.Tensor, x: torch.Tensor, *, create_graph: bool) -> torch.Tensor:
+def _backward(
+    value: torch.Tensor, x: torch.Tensor, *, create_graph: bool = False, retain_graph: bool = False
+) -> torch.Tensor:
     if not value.requires_grad:  # fn does not depend on x: the gradient is zero
         return torch.zeros_like(x)
     (grad,) = torch.autograd.grad(
-        value, x, create_graph=create_graph, allow_unused=True, materialize_grads=True
+        value,
+        x,
+        retain_graph=retain_graph or create_graph,
+        create_graph=create_graph,
+        allow_unused=True,
+        materialize_grads=True,
     )
     if create_graph:
         check_double_backward(grad)
@@ -135,21 +142,25 @@ class TorchBackend(Backend):
         return (value if create_graph else value.detach()), grad
 
     def per_term_grads(
-        self, fns: Sequence[ScalarFn], x: Array, /
+        self, fns: Sequence[ScalarFn], x: Array, /, *, keep_graph: bool = False
     ) -> tuple[list[Array], list[Array]]:
         """One forward pass of every function, then one backward pass each.
 
-        The functions are called on one detached leaf; their graphs share no
-        nodes, so each backward frees its own graph (no ``retain_graph``).
+        Without ``keep_graph`` the functions run on one detached leaf; their graphs
+        share no nodes, so each backward frees its own graph. With ``keep_graph``
+        every backward keeps its graph (``retain_graph``) and the values stay
+        differentiable (through ``x`` itself when it requires grad, and through
+        whatever the functions close over), so a caller can sum them into a loss
+        without a second forward pass. The gradients never accumulate into ``.grad``.
         """
         check_differentiable_input(x)
-        x_in = x.detach().requires_grad_(True)
+        x_in = x if keep_graph and x.requires_grad else x.detach().requires_grad_(True)
         with torch.enable_grad():
             values = [fn(x_in) for fn in fns]
             for value in values:
                 check_scalar_output(value)
-            grads = [_backward(value, x_in, create_graph=False) for value in values]
-        return [value.detach() for value in values], grads
+            grads = [_backward(value, x_in, retain_graph=keep_graph) for value in values]
+        return (values if keep_graph else [value.detach() for value in values]), grads
 
     def func_grad(self, fn: ScalarFn, x: Array, /) -> Array:
         """``∇ₓ fn(x)`` through ``torch.func.grad``, differentiable again.

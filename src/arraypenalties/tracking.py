@@ -1,0 +1,253 @@
+"""Gradient-norm tracking: which penalty pulls hardest on the gradient.
+
+Per-entry gradients come from the backend's ``per_term_grads``: one forward pass
+and one backward pass per entry on torch, one jitted function returning every
+gradient on jax, finite differences (with a warning) on numpy / array-api-strict.
+The gradient of the weighted total is ``Σ wᵢ·∇fᵢ`` by linearity, never an extra
+backward pass. A function that cannot be differentiated (an integer output such
+as ``argmax``, an autodiff error) gives ``None`` and a
+:class:`~arraypenalties.GradientTrackingWarning`, never an exception.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from arraypenalties import _host, telemetry
+from arraypenalties._checks import check_real_floating
+from arraypenalties._errors import BackendError, GradientTrackingWarning, InvalidValueError, warn
+from arraypenalties._xp import get_xp
+from arraypenalties.backends import Backend, get_backend
+
+if TYPE_CHECKING:
+    from arraypenalties._pipeline import MultiPipeline, Pipeline
+
+__all__ = ["GradPlan", "Tracked", "grad_norm", "pipeline_grad_norms", "total_grad_norm"]
+
+Array = Any
+COMPUTED = ("arraypenalties", "gradient", "computed")
+FAILED = ("arraypenalties", "gradient", "failed")
+# usage errors propagate; anything else raised while differentiating is a tracking failure
+_PROPAGATE = (InvalidValueError, BackendError, Warning)  # Warning: raised when filtered to "error"
+
+
+class GradPlan(NamedTuple):
+    """What to differentiate: one-argument functions of one (flattened) array ``x``."""
+
+    names: tuple[str, ...]
+    fns: tuple[Callable[[Array], Array], ...]
+    weights: tuple[float, ...]
+    x: Array
+
+
+class Tracked(NamedTuple):
+    """Per-entry values and gradient norms as arrays (no host transfer yet)."""
+
+    values: list[Array]
+    norms: list[Array | None]
+    total_norm: Array | None
+    failures: dict[str, str]
+
+
+def _checked_backend(x: Array) -> Backend:
+    xp = get_xp(x, names=("x",))
+    check_real_floating(x, "x", xp)
+    backend = get_backend(x)
+    if not backend.has_gradients:
+        msg = (
+            f"gradient norms need a backend with gradients; {backend.name} arrays have "
+            "values only (use torch or jax, or numpy for finite differences)"
+        )
+        raise BackendError(msg)
+    return backend
+
+
+def _failure(name: str, exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def warn_failures(failures: Mapping[str, str]) -> None:
+    """One :class:`GradientTrackingWarning` per failed entry.
+
+    Called after the computation, never inside it: under ``jax.jit`` a warning
+    raised while tracing would be attributed to jax's frames and shown only once.
+    """
+    for name, reason in failures.items():
+        message = (
+            f"gradient computation failed for {name!r}: the function has non-differentiable "
+            f"operations ({reason}); its gradient norm is None"
+        )
+        warn(message, GradientTrackingWarning)
+
+
+def _one_by_one(
+    backend: Backend, plan: GradPlan, keep_graph: bool
+) -> tuple[list[Array], list[Array | None], dict[str, str]]:
+    """Differentiate entry by entry, after the joint call failed, to find the culprits."""
+    values: list[Array] = []
+    grads: list[Array | None] = []
+    failures: dict[str, str] = {}
+    for name, fn in zip(plan.names, plan.fns, strict=True):
+        try:
+            (value,), (grad,) = backend.per_term_grads([fn], plan.x, keep_graph=keep_graph)
+        except _PROPAGATE:
+            raise
+        except Exception as exc:
+            failures[name] = _failure(name, exc)
+            value, grad = fn(plan.x), None
+        values.append(value)
+        grads.append(grad)
+    return values, grads, failures
+
+
+def tracked_gradients(plan: GradPlan, *, keep_graph: bool = False) -> Tracked:
+    """Values, unweighted per-entry gradient norms and the total's gradient norm, as arrays.
+
+    The total's norm is ``None`` when an entry failed (the total is not differentiable
+    then either). ``keep_graph`` keeps the values differentiable (torch).
+    """
+    backend = _checked_backend(plan.x)
+    xp = get_xp(plan.x)
+    failures: dict[str, str] = {}
+    try:
+        values, grads = backend.per_term_grads(plan.fns, plan.x, keep_graph=keep_graph)
+    except _PROPAGATE:
+        raise
+    except Exception:
+        values, grads, failures = _one_by_one(backend, plan, keep_graph)
+    norms = [None if g is None else xp.sqrt(xp.sum(g * g)) for g in grads]
+    total_norm = None
+    if not failures:
+        total = xp.zeros_like(plan.x)
+        for weight, grad in zip(plan.weights, grads, strict=True):
+            total = total + weight * grad
+        total_norm = xp.sqrt(xp.sum(total * total))
+    return Tracked(values, norms, total_norm, failures)
+
+
+def emit_events(
+    names: Sequence[str],
+    norms: Sequence[float | None],
+    failures: Mapping[str, str],
+    duration: int,
+) -> None:
+    """Telemetry: one ``computed`` or ``failed`` event per entry (floats already on the host).
+
+    ``duration`` (ns) is that of the whole computation the norms came from.
+    """
+    if not (telemetry.is_observed(COMPUTED) or telemetry.is_observed(FAILED)):
+        return
+    for name, norm in zip(names, norms, strict=True):
+        if norm is None:
+            metadata = {"name": name, "reason": failures.get(name, "")}
+            telemetry.emit(FAILED, {"duration": duration}, metadata)
+        else:
+            telemetry.emit(COMPUTED, {"duration": duration, "grad_norm": norm}, {"name": name})
+
+
+def _norms(plan: GradPlan) -> tuple[list[float | None], float | None]:
+    """Per-entry norms and the total's norm as Python floats, in one host transfer."""
+    start = time.perf_counter_ns()
+    tracked = tracked_gradients(plan)
+    xp = get_xp(plan.x)
+    dtype = xp.float64 if plan.x.dtype == xp.float64 else xp.float32
+    present = [norm for norm in tracked.norms if norm is not None]
+    if tracked.total_norm is not None:
+        present.append(tracked.total_norm)
+    floats = iter(
+        _host.to_floats(xp.stack([xp.astype(a, dtype) for a in present])) if present else []
+    )
+    norms = [None if norm is None else next(floats) for norm in tracked.norms]
+    total = None if tracked.total_norm is None else next(floats)
+    warn_failures(tracked.failures)
+    emit_events(plan.names, norms, tracked.failures, time.perf_counter_ns() - start)
+    return norms, total
+
+
+def grad_norm(fn: Callable[[Array], Array], x: Array, /) -> float | None:
+    """``‖∇ₓ fn(x)‖₂`` over all elements of ``x``, as a Python float (one host transfer).
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(x)`` returns a real 0-d array.
+    x : array
+        Real floating array of a backend with gradients (torch, jax exact; numpy,
+        array-api-strict and cupy by finite differences, with a warning).
+
+    Returns
+    -------
+    float or None
+        None when ``fn`` cannot be differentiated (integer output such as argmax,
+        an autodiff error), with a :class:`~arraypenalties.GradientTrackingWarning`.
+
+    Raises
+    ------
+    BackendError
+        ``x`` is a dask array (values only).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from arraypenalties import grad_norm
+    >>> grad_norm(lambda x: torch.sum(x * x), torch.tensor([1.0, 2.0, 3.0]))  # √56
+    7.483314...
+    """
+    name = getattr(fn, "__name__", type(fn).__name__)
+    norms, _ = _norms(GradPlan((name,), (fn,), (1.0,), x))
+    return norms[0]
+
+
+def pipeline_grad_norms(
+    pipeline: Pipeline | MultiPipeline,
+    x: Array,
+    /,
+    *,
+    extra_args: Mapping[str, Any] | None = None,
+) -> dict[str, float | None]:
+    """``{"<name>_grad_norm": ‖∇ fᵢ‖}`` of every enabled, differentiable entry (unweighted).
+
+    ``x`` is the array of a :class:`~arraypenalties.Pipeline` or the mapping of
+    named arrays of a :class:`~arraypenalties.MultiPipeline` (norms over all of
+    them together). ``extra_args`` override the entries' options, as in ``compute``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from arraypenalties import Pipeline, pipeline_grad_norms
+    >>> p = Pipeline().add("l1", "l1").add("l2", "l2", weight=0.5)
+    >>> pipeline_grad_norms(p, torch.tensor([1.0, -2.0, 3.0]))
+    {'l1_grad_norm': 1.732050..., 'l2_grad_norm': 7.483314...}
+    """
+    plan = pipeline._grad_plan(x, extra_args)
+    if not plan.fns:
+        return {}
+    norms, _ = _norms(plan)
+    return {f"{name}_grad_norm": norm for name, norm in zip(plan.names, norms, strict=True)}
+
+
+def total_grad_norm(
+    pipeline: Pipeline | MultiPipeline,
+    x: Array,
+    /,
+    *,
+    extra_args: Mapping[str, Any] | None = None,
+) -> float | None:
+    """``‖∇ Σ wᵢ·fᵢ‖₂`` over the enabled, differentiable entries (0.0 for none).
+
+    Computed from the per-entry gradients by linearity; None when an entry cannot
+    be differentiated.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from arraypenalties import Pipeline, total_grad_norm
+    >>> total_grad_norm(Pipeline().add("l2", "l2", weight=0.5), torch.tensor([1.0, 2.0, 3.0]))
+    3.741657...
+    """
+    plan = pipeline._grad_plan(x, extra_args)
+    if not plan.fns:
+        return 0.0
+    return _norms(plan)[1]
