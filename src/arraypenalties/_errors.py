@@ -17,6 +17,7 @@ __all__ = [
     "FiniteDifferenceWarning",
     "InvalidTypeError",
     "InvalidValueError",
+    "NonFiniteError",
     "warn",
 ]
 
@@ -31,6 +32,39 @@ class InvalidValueError(ArrayPenaltiesError, ValueError):
 
 class InvalidTypeError(ArrayPenaltiesError, TypeError):
     """An argument has the wrong type, dtype or array namespace."""
+
+
+class NonFiniteError(ArrayPenaltiesError, ValueError):
+    """An array holds NaN or infinite values where only finite ones are allowed.
+
+    Attributes
+    ----------
+    kind : {"nan", "inf"}
+        What was found; ``"nan"`` wins when both are present (it is checked first).
+
+    Examples
+    --------
+    >>> from arraypenalties import NonFiniteError
+    >>> error = NonFiniteError("inf")
+    >>> error.kind, str(error)
+    ('inf', 'array contains infinite values')
+    """
+
+    KINDS = ("nan", "inf")
+
+    def __init__(self, kind: str, message: str | None = None) -> None:
+        if kind not in self.KINDS:
+            msg = f"`kind` must be one of 'nan', 'inf'; got {kind!r}"
+            raise InvalidValueError(msg)
+        if message is None:
+            message = "array contains NaN values" if kind == "nan" else "array contains infinite values"
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[NonFiniteError], tuple[str, str]]:
+        # the default would call NonFiniteError(message): keep `kind` through pickling
+        return (type(self), (self.kind, self.message))
 
 
 class BackendError(ArrayPenaltiesError, RuntimeError):

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import array_api_compat
 
 from arraypenalties._errors import InvalidTypeError
 
-__all__ = ["describe_type", "get_xp"]
+__all__ = ["describe_type", "device_of", "get_xp", "logsumexp", "stop_gradient"]
 
 _NAMESPACE_BY_TYPE: dict[type, Any] = {}
 
@@ -93,18 +93,32 @@ def get_xp(*arrays: object, names: Sequence[str] = ()) -> Any:
     return xp
 
 
+def device_of(x: Any) -> Any:
+    """The device of ``x`` (``array_api_compat.device``: numpy and dask arrays too)."""
+    return array_api_compat.device(x)
+
+
 def logsumexp_array_api(
-    x: Any, *, axis: int | tuple[int, ...] | None, keepdims: bool, xp: Any
+    x: Any,
+    *,
+    axis: int | tuple[int, ...] | None,
+    keepdims: bool,
+    xp: Any,
+    stop: Callable[[Any], Any] | None = None,
 ) -> Any:
     """``log Σ exp(x)`` over ``axis`` in pure Array API calls, shifted by the max.
 
     The fallback for namespaces without a fused kernel (numpy, array-api-strict,
     cupy, dask). Rows whose max is not finite are shifted by 0 instead, and an
     all ``-inf`` row gives ``-inf`` without evaluating ``log(0)``. These
-    namespaces have no autodiff, so the shift needs no ``stop_gradient``.
+    namespaces have no autodiff, so the shift needs no ``stop_gradient``; a
+    backend with autodiff but no fused kernel passes its own as ``stop`` (the
+    shift cancels in the value, and stopping it keeps its gradient out).
     """
     shift = xp.max(x, axis=axis, keepdims=True)
     shift = xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
+    if stop is not None:
+        shift = stop(shift)
     total = xp.sum(xp.exp(x - shift), axis=axis, keepdims=True)
     positive = total > 0  # log(0) would warn on numpy: take it as -inf by hand
     safe_log = xp.log(xp.where(positive, total, xp.ones_like(total)))
@@ -114,3 +128,58 @@ def logsumexp_array_api(
     if axis is None:
         return xp.reshape(out, ())
     return xp.squeeze(out, axis=axis)
+
+
+# ---------------------------------------------------------------- autodiff primitives
+#
+# DESIGN: penalties never import ``backends`` except for the two primitives the
+# Array API standard lacks. They reach them here, looked up once per array type
+# (the hot path is one dict lookup and one call).
+
+
+class _Primitives(NamedTuple):
+    stop_gradient: Callable[[Any], Any] | None  # None: no autodiff, identity
+    logsumexp: Callable[..., Any] | None  # None: the pure Array API version
+
+
+_PRIMITIVES_BY_TYPE: dict[type, _Primitives] = {}
+
+
+def _load_primitives(x: Any) -> _Primitives:
+    from arraypenalties.backends import get_backend  # deferred: backends sit above _xp
+    from arraypenalties.backends._base import Backend
+
+    backend = get_backend(x)
+    if not backend.exact:  # finite differences or values only: nothing to stop
+        return _Primitives(None, None)
+    if type(backend).logsumexp is Backend.logsumexp:  # autodiff without a fused kernel
+        return _Primitives(backend.stop_gradient, None)
+    return _Primitives(backend.stop_gradient, backend.logsumexp)
+
+
+def _primitives(x: Any) -> _Primitives:
+    kind = type(x)
+    found = _PRIMITIVES_BY_TYPE.get(kind)
+    if found is None:
+        found = _PRIMITIVES_BY_TYPE[kind] = _load_primitives(x)
+    return found
+
+
+def stop_gradient(x: Any, /) -> Any:
+    """``x`` as a constant for autodiff: the backend's ``stop_gradient``, else ``x`` itself."""
+    stop = _primitives(x).stop_gradient
+    return x if stop is None else stop(x)
+
+
+def logsumexp(x: Any, /, *, axis: int, keepdims: bool = False, xp: Any) -> Any:
+    """Stable ``log Σ exp(x)`` over ``axis``: the backend's fused kernel where one exists.
+
+    torch and jax use ``torch.logsumexp`` / ``jax.nn.logsumexp`` (max-shift inside,
+    exact gradients, ``-inf`` entries get weight 0); other namespaces use
+    :func:`logsumexp_array_api`, with the shift under ``stop_gradient`` when the
+    backend has autodiff.
+    """
+    found = _primitives(x)
+    if found.logsumexp is not None:
+        return found.logsumexp(x, axis=axis, keepdims=keepdims)
+    return logsumexp_array_api(x, axis=axis, keepdims=keepdims, xp=xp, stop=found.stop_gradient)

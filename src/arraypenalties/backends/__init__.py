@@ -85,9 +85,10 @@ def register_backend(
     Examples
     --------
     >>> from arraypenalties.backends import register_backend, get_backend
+    >>> from functools import partial
     >>> from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
-    >>> register_backend(
-    ...     "numpy", lambda: FiniteDifferenceBackend("numpy"), modules=("numpy",), replace=True
+    >>> register_backend(  # a partial, not a lambda: it must outlive this example's globals
+    ...     "numpy", partial(FiniteDifferenceBackend, "numpy"), modules=("numpy",), replace=True
     ... )
     """
     if name in _REGISTRY and not replace:

@@ -1,0 +1,190 @@
+"""Shared core of the divergences and constraints: option checks, dtypes, stable KL rows.
+
+Everything here works on log-probabilities along one ``axis`` and uses only
+``xp.*`` calls, so it traces under ``jax.jit`` / ``torch.compile`` and stays lazy
+on dask. The "double where" pattern used throughout: a term that must vanish
+(probability 0) is selected away with ``where`` AND the value fed to the
+arithmetic that could produce ``inf`` / ``NaN`` is replaced first, so that
+neither the value nor the gradient ever sees ``0 · inf``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from arraypenalties._checks import check_choice, check_real, check_real_floating
+from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._reductions import reduce
+from arraypenalties._xp import get_xp
+
+REDUCTIONS = ("sum", "mean", "none")
+
+# (dtype type, dtype) -> the dtype computations run in (float16 / bfloat16 -> float32)
+_WORKING: dict[tuple[type, Any], Any] = {}
+# (dtype type, dtype) -> the lowest finite value of the dtype, as a Python float
+_LOWEST: dict[tuple[type, Any], float] = {}
+
+
+def working_dtype(dtype: Any, xp: Any) -> Any:
+    """``float32`` for floating dtypes narrower than 32 bits, else ``dtype`` (cached)."""
+    key = (type(dtype), dtype)
+    found = _WORKING.get(key)
+    if found is None:
+        found = _WORKING[key] = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+    return found
+
+
+def lowest(dtype: Any, xp: Any) -> float:
+    """The most negative finite value of ``dtype`` (cached)."""
+    key = (type(dtype), dtype)
+    found = _LOWEST.get(key)
+    if found is None:
+        found = _LOWEST[key] = float(xp.finfo(dtype).min)
+    return found
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` if it is a Python ``bool``; raise naming ``name`` otherwise."""
+    if not isinstance(value, bool):
+        msg = f"`{name}` must be True or False; got {value!r} of type {type(value).__name__}"
+        raise InvalidTypeError(msg)
+    return value
+
+
+def check_positive(value: object, name: str) -> float:
+    """Return ``value`` as a float if it is a finite real number ``> 0``."""
+    number = check_real(value, name)
+    if not number > 0:
+        msg = f"`{name}` must be finite and > 0; got {value!r}"
+        raise InvalidValueError(msg)
+    return number
+
+
+def check_optional_positive(value: object, name: str) -> float | None:
+    """``None`` or a finite real number ``> 0``."""
+    if value is None:
+        return None
+    try:
+        return check_positive(value, name)
+    except InvalidTypeError:
+        msg = f"`{name}` must be None or a real number > 0; got {value!r}"
+        raise InvalidTypeError(msg) from None
+
+
+def check_axis(axis: object, ndim: int, array_name: str) -> int:
+    """Return ``axis`` normalised to ``[0, ndim)``; the array must have ``ndim >= 1``."""
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        msg = f"`axis` must be an int; got {axis!r} of type {type(axis).__name__}"
+        raise InvalidTypeError(msg)
+    if ndim == 0:
+        msg = f"`{array_name}` must have at least 1 dimension (the distribution axis); got a 0-d array"
+        raise InvalidValueError(msg)
+    if not -ndim <= axis < ndim:
+        msg = f"`axis` must be in [{-ndim}, {ndim - 1}] for {ndim}-dimensional inputs; got {axis}"
+        raise InvalidValueError(msg)
+    return axis % ndim
+
+
+def check_reduction_over(reduction: object, shape: Sequence[Any]) -> str:
+    """Validate ``reduction`` for per-sample values of ``shape`` (a mean needs one)."""
+    check_choice(reduction, "reduction", REDUCTIONS)
+    if reduction == "mean" and math.prod(shape) == 0:
+        msg = (
+            "`reduction` 'mean' needs at least one per-sample value; got per-sample "
+            f"shape {tuple(shape)}"
+        )
+        raise InvalidValueError(msg)
+    return str(reduction)
+
+
+def prepare_pair(
+    a: Any, b: Any, names: tuple[str, str], broadcast: object, xp: Any
+) -> tuple[Any, Any, Any, Any]:
+    """Check a pair of inputs; return ``(xp, a, b, out_dtype)`` with equal shapes.
+
+    Different floating dtypes are promoted (``xp.result_type``); the result is
+    returned in the promoted dtype. Shapes must match unless ``broadcast``.
+    """
+    check_bool(broadcast, "broadcast")
+    if xp is None:
+        xp = get_xp(a, b, names=names)
+    check_real_floating(a, names[0], xp)
+    check_real_floating(b, names[1], xp)
+    shape_a, shape_b = tuple(a.shape), tuple(b.shape)
+    if shape_a != shape_b:
+        if not broadcast:
+            msg = (
+                f"`{names[0]}` has shape {shape_a} but `{names[1]}` has shape {shape_b}; "
+                "paired inputs must have equal shapes (pass broadcast=True to broadcast them)"
+            )
+            raise InvalidValueError(msg)
+        try:
+            a, b = xp.broadcast_arrays(a, b)
+        except (ValueError, RuntimeError):
+            msg = (
+                f"`{names[0]}` with shape {shape_a} and `{names[1]}` with shape {shape_b} "
+                "cannot be broadcast together"
+            )
+            raise InvalidValueError(msg) from None
+    out_dtype = a.dtype
+    if a.dtype != b.dtype:
+        out_dtype = xp.result_type(a.dtype, b.dtype)
+    return xp, a, b, out_dtype
+
+
+def to_working(x: Any, work: Any, xp: Any) -> Any:
+    """``x`` in the working dtype (no copy when it already is)."""
+    return x if x.dtype == work else xp.astype(x, work)
+
+
+def finish(per_sample: Any, reduction: str, out_dtype: Any, xp: Any, *, scale: float = 1.0) -> Any:
+    """Reduce the per-sample values and return them in ``out_dtype``."""
+    result = reduce(per_sample, reduction, xp=xp, scale=scale)
+    return result if result.dtype == out_dtype else xp.astype(result, out_dtype)
+
+
+def row_dot(a: Any, b: Any, axis: int, xp: Any) -> Any:
+    """``Σ a·b`` along ``axis``."""
+    return xp.sum(a * b, axis=axis)
+
+
+def kl_rows(lp: Any, lq: Any, axis: int, max_log_ratio: float | None, xp: Any) -> Any:
+    """Per-sample ``Σ p·(log p − log q)`` along ``axis``, exact at zero probabilities.
+
+    Where ``p`` is 0 (``log p = -inf``, or so negative that ``exp`` underflows) the
+    log-ratio is replaced by 0 before it is multiplied, so the term is exactly 0
+    with gradient 0 even where ``log q = -inf`` too (``0 · inf`` never occurs).
+    Where ``p > 0`` and ``q = 0`` the term is ``+inf``, the true value, unless
+    ``max_log_ratio`` clips the log-ratio to ``[-max_log_ratio, max_log_ratio]``.
+    """
+    p = xp.exp(lp)
+    ratio = lp - lq
+    if max_log_ratio is not None:
+        ratio = xp.clip(ratio, min=-max_log_ratio, max=max_log_ratio)
+    return row_dot(p, xp.where(p > 0, ratio, 0.0), axis, xp)
+
+
+def symmetric_kl_rows(lp: Any, lq: Any, axis: int, max_log_ratio: float | None, xp: Any) -> Any:
+    """Per-sample ``½(KL(P‖Q) + KL(Q‖P)) = ½ Σ (p − q)·(log p − log q)`` along ``axis``.
+
+    One log-ratio and one mask serve both directions; terms where both
+    probabilities are 0 are exactly 0 with gradient 0.
+    """
+    p, q = xp.exp(lp), xp.exp(lq)
+    ratio = lp - lq
+    if max_log_ratio is not None:
+        ratio = xp.clip(ratio, min=-max_log_ratio, max=max_log_ratio)
+    either = (p > 0) | (q > 0)
+    return 0.5 * row_dot(p - q, xp.where(either, ratio, 0.0), axis, xp)
+
+
+def neg_entropy_rows(lp: Any, axis: int, xp: Any) -> Any:
+    """Per-sample ``Σ p·log p`` along ``axis`` (``−H``), 0 where ``p`` is 0.
+
+    ``log p`` is clipped to the dtype's lowest finite value first: a no-op
+    wherever ``p > 0``, and it turns ``0 · (-inf)`` into ``0 · finite = 0``
+    with a zero gradient, in one elementwise pass (a mask and a ``where`` take two).
+    """
+    return row_dot(xp.exp(lp), xp.clip(lp, min=lowest(lp.dtype, xp)), axis, xp)
