@@ -28,8 +28,8 @@ from arraypenalties._xp import device_of, get_xp, stop_gradient
 __all__ = ["POWER_ITERATIONS", "consistency", "orthogonality"]
 
 _NORM_FLOOR = 1e-8  # rows are divided by max(‖row‖, 1e-8)
-POWER_ITERATIONS = 20
-"""Power-iteration steps (each one multiplication by ``(G − I)²``) of ``mode="spectral"``."""
+POWER_ITERATIONS = 50
+"""Power-iteration steps (each a multiplication by ``(G − I)²``) of ``mode="spectral"``."""
 
 _ORTHO_MODES = ("soft", "hard", "spectral")
 _ORTHO_AXES = ("rows", "sequence", "vocabulary")
@@ -78,7 +78,7 @@ def _spectral_norm_squared(a: Any, xp: Any) -> Any:
     v = 1.0 + (index * 0.6180339887498949) % 1.0
     for _ in range(POWER_ITERATIONS):
         w = fixed @ (fixed @ v)
-        v = w / xp.sqrt(xp.clip(xp.sum(w * w), min=1e-60))
+        v = w / xp.sqrt(xp.clip(xp.sum(w * w), min=1e-30))  # A = 0: v = 0, not NaN
     av = a @ stop_gradient(v)
     return xp.sum(av * av)
 
@@ -138,12 +138,14 @@ def orthogonality(
 
     "soft" counts every pair twice and is not divided by ``n`` (parity).
     "spectral" is the SRIP penalty: the largest singular value of ``G − I``,
-    squared, from ``POWER_ITERATIONS = 20`` steps of power iteration with
-    ``(G − I)²`` (no gradient through the iteration) from a fixed start
-    vector, so it is deterministic, differentiable and traceable. The estimate
-    never exceeds the true value; its relative error is about
-    ``(λ₂/λ₁)^80`` for the two largest eigenvalue magnitudes of ``G − I``
-    (below 1e-7 once ``|λ₂| <= 0.8 |λ₁|``; equal magnitudes are exact).
+    squared, from ``POWER_ITERATIONS = 50`` steps of power iteration with
+    ``(G − I)²`` (no gradient through the iteration; ``2·50`` matrix-vector
+    products, small next to forming ``G``) from a fixed start vector, so it is
+    deterministic, differentiable and traceable. The estimate never exceeds
+    the true value; its relative error shrinks like ``(λ₂/λ₁)^200`` for the
+    two largest eigenvalue magnitudes of ``G − I``: below 1e-9 once
+    ``|λ₂| <= 0.9 |λ₁|``, about 3e-5 at 0.95 and 13 % at 0.99 (equal
+    magnitudes are exact).
     Zero rows stay zero after normalisation and their gradient is finite.
 
     Examples
