@@ -810,3 +810,26 @@ def test_options_are_keyword_only_and_arrays_positional_only() -> None:
 def test_explicit_xp_is_used(xp: Any) -> None:
     p, q = _a(xp, P_SPEC, "float64"), _a(xp, Q_SPEC, "float64")
     assert_close(kl_divergence(p, q, xp=xp), _a(xp, ref_kl(P_SPEC, Q_SPEC), "float64"), rtol=1e-12)
+
+
+def test_zero_probability_in_both_is_exact_and_quiet(xp: Any, dtype_name: str) -> None:
+    # -inf − -inf must never be evaluated where numpy would warn (filterwarnings=error here)
+    lp = [[np.log(0.5), np.log(0.5), -np.inf], [-np.inf, 0.0, -np.inf]]
+    lq = [[np.log(0.25), np.log(0.75), -np.inf], [-np.inf, 0.0, -np.inf]]
+    p, q = _a(xp, lp, dtype_name), _a(xp, lq, dtype_name)
+    forward = ref_kl(np.asarray(lp), np.asarray(lq))
+    backward = ref_kl(np.asarray(lq), np.asarray(lp))
+    rtol = _rtol(dtype_name)
+    assert_close(kl_divergence(p, q, reduction="none"), _a(xp, forward, dtype_name), rtol=rtol)
+    assert_close(
+        kl_divergence(p, q, symmetric=True, reduction="none"),
+        _a(xp, 0.5 * (forward + backward), dtype_name),
+        rtol=rtol,
+    )
+    js = ref_js(np.asarray(lp), np.asarray(lq))
+    assert_close(js_divergence(p, q, reduction="none"), _a(xp, js, dtype_name), rtol=rtol, atol=1e-15)
+    mask = xp.asarray(np.isfinite(np.asarray(lp)))
+    k3 = kl_estimate(p, q, mask=mask, reduction="sum")
+    kept_r = (np.asarray(lq) - np.asarray(lp))[np.isfinite(np.asarray(lp))]
+    expected = np.sum(np.exp(kept_r) - 1 - kept_r)
+    assert_close(k3, _a(xp, expected, dtype_name), rtol=1e-5 if dtype_name == "float32" else 1e-12)

@@ -468,9 +468,11 @@ def kl_estimate(
         get_xp(lp, mask, names=("logprobs", "mask"))  # one namespace
         kept = _kept_positions(mask, tuple(lp.shape), xp)
     work = working_dtype(out_dtype, xp)
-    r = to_working(ref, work, xp) - to_working(lp, work, xp)
+    lp, ref = to_working(lp, work, xp), to_working(ref, work, xp)
     if kept is not None:
-        r = xp.where(kept, r, 0.0)  # first where: masked garbage never reaches exp or r²
+        # first where: masked garbage (-inf, NaN) never reaches the subtraction, exp or r²
+        lp, ref = xp.where(kept, lp, 0.0), xp.where(kept, ref, 0.0)
+    r = ref - lp
     if estimator == "k1":
         k = -r
     elif estimator == "k2":
