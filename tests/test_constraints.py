@@ -1,4 +1,4 @@
-"""orthogonality and consistency: SPEC §3 numbers, fixes, layouts, zero rows with gradients, bad input.
+"""orthogonality and consistency: SPEC §3 numbers, fixes, layouts, zero rows, gradients, bad input.
 
 Expected values come from SPEC.md, hand computation, or numpy float64 (exact SVD
 for the spectral mode) computed here.
@@ -40,10 +40,7 @@ def _rtol(dtype_name: str) -> float:
 
 
 def ref_matrix(x: np.ndarray, axis: str) -> np.ndarray:
-    if x.ndim == 1:
-        rows = x[None, :]
-    else:
-        rows = x.reshape(-1, x.shape[-1])
+    rows = x[None, :] if x.ndim == 1 else x.reshape(-1, x.shape[-1])
     if axis == "rows":
         return rows
     if axis == "vocabulary":
@@ -52,19 +49,21 @@ def ref_matrix(x: np.ndarray, axis: str) -> np.ndarray:
         return rows
     s = x.shape[-2]
     # row s concatenates x[b, s, :] over every batch entry b, in order
-    return np.stack(
-        [np.concatenate([x[b][s] for b in np.ndindex(x.shape[:-2])]) for s in range(s)]
-    )
+    return np.stack([np.concatenate([x[b][s] for b in np.ndindex(x.shape[:-2])]) for s in range(s)])
 
 
-def ref_orthogonality(x: np.ndarray, mode: str, normalize: bool = True, axis: str = "rows") -> float:
+def ref_orthogonality(
+    x: np.ndarray, mode: str, normalize: bool = True, axis: str = "rows"
+) -> float:
     m = ref_matrix(np.asarray(x, dtype=np.float64), axis)
     if normalize:
         m = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-8)
     gram = m @ m.T
     eye = np.eye(len(gram))
     if mode == "soft":
-        return float(sum(gram[i, j] ** 2 for i in range(len(gram)) for j in range(len(gram)) if i != j))
+        return float(
+            sum(gram[i, j] ** 2 for i in range(len(gram)) for j in range(len(gram)) if i != j)
+        )
     if mode == "hard":
         return float(np.sum((gram - eye) ** 2))
     return float(np.linalg.norm(gram - eye, 2) ** 2)  # exact largest singular value
@@ -112,7 +111,9 @@ def test_spectral_matches_svd(xp: Any, dtype_name: str, seed: int) -> None:
     gaps = np.sort(np.abs(np.linalg.eigvalsh(_gram_minus_eye(host))))[::-1]
     assert gaps[1] <= 0.9 * gaps[0]  # the documented regime: relative error below 1e-9
     result = orthogonality(_a(xp, host, dtype_name), mode="spectral")
-    assert_close(result, _a(xp, expected, dtype_name), rtol=1e-5 if dtype_name == "float32" else 1e-9)
+    assert_close(
+        result, _a(xp, expected, dtype_name), rtol=1e-5 if dtype_name == "float32" else 1e-9
+    )
 
 
 def test_spectral_never_overestimates_and_converges_slowly_without_a_gap(xp: Any) -> None:
@@ -191,7 +192,7 @@ def test_rank2_vocabulary_is_transpose_and_other_ranks_flatten(xp: Any, axis: st
     )
 
 
-# ---------------------------------------------------------------- orthogonality: zero rows, gradients
+# ---------------------------------------------------------------- orthogonality: gradients
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -199,7 +200,11 @@ def test_zero_rows_give_finite_values_and_gradients(ad_xp: Any, dtype_name: str,
     host = np.asarray([[0.0, 0.0, 0.0], [1.0, 2.0, 0.5], [0.3, -0.2, 0.9]])
     x = _a(ad_xp, host, dtype_name)
     value = orthogonality(x, mode=mode)
-    assert_close(value, _a(ad_xp, ref_orthogonality(host, mode), dtype_name), rtol=2e-5 if dtype_name == "float32" else 1e-9)
+    assert_close(
+        value,
+        _a(ad_xp, ref_orthogonality(host, mode), dtype_name),
+        rtol=2e-5 if dtype_name == "float32" else 1e-9,
+    )
     grad = to_numpy(get_backend(x).grad(lambda v: orthogonality(v, mode=mode), x))
     assert np.all(np.isfinite(grad))
     # away from the zero row, the gradient is that of the float64 reference
@@ -243,7 +248,9 @@ def _numeric_grad(f: Any, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
 def test_half_precision_stays_half(case: Any) -> None:
     xp = case.xp
     if not hasattr(xp, "float16"):
-        pytest.skip(f"the {case.name} namespace exposes no float16 (the Array API standard has none)")
+        pytest.skip(
+            f"the {case.name} namespace exposes no float16 (the Array API standard has none)"
+        )
     x = xp.asarray(THREE_ROWS, dtype=xp.float16)
     assert_close(orthogonality(x), xp.asarray(2.0, dtype=xp.float16), rtol=1e-3)
     a = xp.asarray([1.0, 2.0, 3.0], dtype=xp.float16)
@@ -285,7 +292,9 @@ def _sym_kl_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def test_consistency_metrics_and_reductions(
     xp: Any, dtype_name: str, metric: str, per_element: Any
 ) -> None:
-    a_host, b_host = (log_softmax(A, axis=-1), log_softmax(B, axis=-1)) if metric == "kl" else (A, B)
+    a_host, b_host = (
+        (log_softmax(A, axis=-1), log_softmax(B, axis=-1)) if metric == "kl" else (A, B)
+    )
     values = per_element(a_host, b_host)
     a, b = _a(xp, a_host, dtype_name), _a(xp, b_host, dtype_name)
     rtol = _rtol(dtype_name)
@@ -301,8 +310,14 @@ def test_cosine_is_per_row_and_honours_reduction(xp: Any, dtype_name: str) -> No
     flat_a, flat_b = np.asarray([1.0, 0.0, 1.0, 1.0]), np.asarray([0.0, 2.0, 3.0, 3.0])
     global_distance = 1 - flat_a @ flat_b / (np.linalg.norm(flat_a) * np.linalg.norm(flat_b))
     assert abs(global_distance - 0.5) > 0.1
-    assert_close(consistency(a, b, metric="cosine"), _a(xp, 0.5, dtype_name), rtol=_rtol(dtype_name))
-    assert_close(consistency(a, b, metric="cosine", reduction="sum"), _a(xp, 1.0, dtype_name), rtol=_rtol(dtype_name))
+    assert_close(
+        consistency(a, b, metric="cosine"), _a(xp, 0.5, dtype_name), rtol=_rtol(dtype_name)
+    )
+    assert_close(
+        consistency(a, b, metric="cosine", reduction="sum"),
+        _a(xp, 1.0, dtype_name),
+        rtol=_rtol(dtype_name),
+    )
     # 1-D inputs: one row, the global cosine
     one_d = consistency(_a(xp, flat_a, dtype_name), _a(xp, flat_b, dtype_name), metric="cosine")
     assert_close(one_d, _a(xp, global_distance, dtype_name), rtol=_rtol(dtype_name))
@@ -311,7 +326,11 @@ def test_cosine_is_per_row_and_honours_reduction(xp: Any, dtype_name: str) -> No
 def test_cosine_axis_option(xp: Any) -> None:
     a, b = _a(xp, A, "float64"), _a(xp, B, "float64")
     expected = _cosine_rows(A.T, B.T)
-    assert_close(consistency(a, b, metric="cosine", axis=0, reduction="none"), _a(xp, expected, "float64"), rtol=1e-12)
+    assert_close(
+        consistency(a, b, metric="cosine", axis=0, reduction="none"),
+        _a(xp, expected, "float64"),
+        rtol=1e-12,
+    )
 
 
 def test_cosine_zero_rows_value_and_gradient(ad_xp: Any, dtype_name: str) -> None:
@@ -319,7 +338,9 @@ def test_cosine_zero_rows_value_and_gradient(ad_xp: Any, dtype_name: str) -> Non
     b_host = np.asarray([[0.3, -0.2, 0.9], [0.0, 0.0, 0.0]])
     a, b = _a(ad_xp, a_host, dtype_name), _a(ad_xp, b_host, dtype_name)
     # a zero row has cosine 0: distance 1 for each row
-    assert_close(consistency(a, b, metric="cosine", reduction="none"), _a(ad_xp, [1.0, 1.0], dtype_name))
+    assert_close(
+        consistency(a, b, metric="cosine", reduction="none"), _a(ad_xp, [1.0, 1.0], dtype_name)
+    )
     backend = get_backend(a)
     grad_a = to_numpy(backend.grad(lambda v: consistency(v, b, metric="cosine"), a))
     grad_b = to_numpy(backend.grad(lambda v: consistency(a, v, metric="cosine"), b))
@@ -335,7 +356,9 @@ def test_kl_metric_is_symmetric_kl_with_zero_probabilities(ad_xp: Any, dtype_nam
     b_host = np.asarray([[0.0, -np.inf], [np.log(0.25), np.log(0.75)]])
     a, b = _a(ad_xp, a_host, dtype_name), _a(ad_xp, b_host, dtype_name)
     expected = _sym_kl_rows(a_host, b_host).mean()
-    assert_close(consistency(a, b, metric="kl"), _a(ad_xp, expected, dtype_name), rtol=_rtol(dtype_name))
+    assert_close(
+        consistency(a, b, metric="kl"), _a(ad_xp, expected, dtype_name), rtol=_rtol(dtype_name)
+    )
     grad = to_numpy(get_backend(a).grad(lambda v: consistency(v, b, metric="kl"), a))
     assert np.all(np.isfinite(grad))
     p, q = np.exp(a_host), np.exp(b_host)
@@ -366,8 +389,16 @@ class _nothing:
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"mode": "frobenius"}, InvalidValueError, "`mode` must be one of 'soft', 'hard', 'spectral'; got 'frobenius'"),
-        ({"axis": "columns"}, InvalidValueError, "`axis` must be one of 'rows', 'sequence', 'vocabulary'; got 'columns'"),
+        (
+            {"mode": "frobenius"},
+            InvalidValueError,
+            "`mode` must be one of 'soft', 'hard', 'spectral'; got 'frobenius'",
+        ),
+        (
+            {"axis": "columns"},
+            InvalidValueError,
+            "`axis` must be one of 'rows', 'sequence', 'vocabulary'; got 'columns'",
+        ),
         ({"axis": 0}, InvalidTypeError, "`axis` must be one of"),
         ({"normalize": 1}, InvalidTypeError, "`normalize` must be True or False; got 1"),
     ],
@@ -382,7 +413,11 @@ def test_bad_orthogonality_options(xp: Any, options: Any, error: type, message: 
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"metric": "cos"}, InvalidValueError, "`metric` must be one of 'mse', 'l1', 'cosine', 'kl'; got 'cos'"),
+        (
+            {"metric": "cos"},
+            InvalidValueError,
+            "`metric` must be one of 'mse', 'l1', 'cosine', 'kl'; got 'cos'",
+        ),
         ({"reduction": "avg"}, InvalidValueError, "`reduction` must be one of"),
         ({"metric": "cosine", "axis": 2}, InvalidValueError, r"`axis` must be in \[-2, 1\]"),
         ({"metric": "mse", "axis": 5}, InvalidValueError, "`axis` must be in"),
@@ -431,7 +466,9 @@ def test_zero_dimensional_inputs(xp: Any) -> None:
 def test_mixed_namespaces_raise() -> None:
     import torch
 
-    with pytest.raises(InvalidTypeError, match="`a` is a numpy.ndarray but `b` is a torch.Tensor"):
+    with pytest.raises(
+        InvalidTypeError, match=r"`a` is a numpy\.ndarray but `b` is a torch\.Tensor"
+    ):
         consistency(np.asarray(A), torch.asarray(B))
 
 

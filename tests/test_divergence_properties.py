@@ -122,7 +122,9 @@ def test_entropy_is_bounded(xp: Any, p: np.ndarray, temperature: float) -> None:
 def test_k3_is_nonnegative(xp: Any, lp: np.ndarray, shift: np.ndarray) -> None:
     ref = lp + shift[: lp.shape[0]]
     for dtype in (xp.float32, xp.float64):
-        values = _value(kl_estimate(xp.asarray(lp, dtype=dtype), xp.asarray(ref, dtype=dtype), reduction="none"))
+        values = _value(
+            kl_estimate(xp.asarray(lp, dtype=dtype), xp.asarray(ref, dtype=dtype), reduction="none")
+        )
         assert np.all(values >= 0.0) and np.all(np.isfinite(values)), values
 
 

@@ -33,7 +33,11 @@ def test_finite_arrays_are_returned_unchanged(xp: Any, dtype_name: str) -> None:
     ("values", "kind", "message"),
     [
         ([1.0, math.nan, 2.0], "nan", "`x` contains 1 NaN value\\(s\\) among 3 elements"),
-        ([math.inf, 1.0, -math.inf, 0.0], "inf", "`x` contains 2 infinite value\\(s\\) among 4 elements"),
+        (
+            [math.inf, 1.0, -math.inf, 0.0],
+            "inf",
+            "`x` contains 2 infinite value\\(s\\) among 4 elements",
+        ),
         ([math.inf, math.nan], "nan", "`x` contains 1 NaN value"),  # NaN is checked first
         ([[math.nan, math.nan], [1.0, math.inf]], "nan", "2 NaN value\\(s\\) among 4 elements"),
     ],

@@ -57,7 +57,9 @@ class NonFiniteError(ArrayPenaltiesError, ValueError):
             msg = f"`kind` must be one of 'nan', 'inf'; got {kind!r}"
             raise InvalidValueError(msg)
         if message is None:
-            message = "array contains NaN values" if kind == "nan" else "array contains infinite values"
+            message = (
+                "array contains NaN values" if kind == "nan" else "array contains infinite values"
+            )
         super().__init__(message)
         self.kind = kind
         self.message = message

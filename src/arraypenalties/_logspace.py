@@ -79,7 +79,10 @@ def check_axis(axis: object, ndim: int, array_name: str) -> int:
         msg = f"`axis` must be an int; got {axis!r} of type {type(axis).__name__}"
         raise InvalidTypeError(msg)
     if ndim == 0:
-        msg = f"`{array_name}` must have at least 1 dimension (the distribution axis); got a 0-d array"
+        msg = (
+            f"`{array_name}` must have at least 1 dimension (the distribution axis); "
+            "got a 0-d array"
+        )
         raise InvalidValueError(msg)
     if not -ndim <= axis < ndim:
         msg = f"`axis` must be in [{-ndim}, {ndim - 1}] for {ndim}-dimensional inputs; got {axis}"

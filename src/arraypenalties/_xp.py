@@ -10,8 +10,8 @@ framework means that framework is already imported.
 
 from __future__ import annotations
 
-import importlib
 import math
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -41,12 +41,29 @@ def _argument_name(names: Sequence[str], index: int) -> str:
     return names[index] if index < len(names) else f"argument {index}"
 
 
+def _direct_namespace(top_module: str) -> Any:
+    """The namespace of torch / jax arrays (None for others), by ``import`` statements.
+
+    Not ``importlib``: torch.compile refuses to trace it (a graph break, an
+    error under ``fullgraph=True``), but traces ``import`` statements, so even a
+    first call that is compiled resolves the namespace inside the graph.
+    """
+    direct = _DIRECT_NAMESPACES.get(top_module)
+    if direct == "array_api_compat.torch":
+        import array_api_compat.torch as torch_namespace
+
+        return torch_namespace
+    if direct == "jax.numpy":
+        import jax.numpy as jax_namespace
+
+        return jax_namespace
+    return None
+
+
 def _namespace_for_type(array: object, name: str) -> Any:
     kind = type(array)
-    direct = _DIRECT_NAMESPACES.get(kind.__module__.partition(".")[0])
-    if direct is not None:
-        xp = importlib.import_module(direct)
-    else:
+    xp = _direct_namespace(kind.__module__.partition(".")[0])
+    if xp is None:
         try:
             xp = array_api_compat.array_namespace(array)
         except TypeError:
@@ -94,8 +111,13 @@ def get_xp(*arrays: object, names: Sequence[str] = ()) -> Any:
 
 
 def device_of(x: Any) -> Any:
-    """The device of ``x`` (``array_api_compat.device``: numpy and dask arrays too)."""
-    return array_api_compat.device(x)
+    """The device of ``x``: its ``.device``, else ``array_api_compat.device`` (dask, jax tracers).
+
+    The attribute first: ``array_api_compat.device`` goes through ``lru_cache``d
+    checks that torch.compile warns about.
+    """
+    device = getattr(x, "device", None)
+    return array_api_compat.device(x) if device is None else device
 
 
 def logsumexp_array_api(
@@ -145,11 +167,36 @@ class _Primitives(NamedTuple):
 _PRIMITIVES_BY_TYPE: dict[type, _Primitives] = {}
 
 
+def _builtin_backend(x: Any) -> Any:
+    """The backend already serving ``type(x)``, else the built-in torch / jax one, else None.
+
+    ``import`` statements, not the registry's ``importlib`` loader, for torch and
+    jax: torch.compile traces them, so a compiled first call needs no graph break.
+    """
+    from arraypenalties import backends  # deferred: backends sit above _xp
+
+    resolved = backends._BY_TYPE.get(type(x))
+    if resolved is not None:
+        return resolved
+    top_module = type(x).__module__.partition(".")[0]
+    if top_module == "torch":
+        from arraypenalties.backends._torch import TorchBackend
+
+        return TorchBackend()
+    if top_module in ("jax", "jaxlib"):
+        from arraypenalties.backends._jax import JaxBackend
+
+        return JaxBackend()
+    return None
+
+
 def _load_primitives(x: Any) -> _Primitives:
     from arraypenalties.backends import get_backend  # deferred: backends sit above _xp
     from arraypenalties.backends._base import Backend
 
-    backend = get_backend(x)
+    backend = _builtin_backend(x)
+    if backend is None:
+        backend = get_backend(x)
     if not backend.exact:  # finite differences or values only: nothing to stop
         return _Primitives(None, None)
     if type(backend).logsumexp is Backend.logsumexp:  # autodiff without a fused kernel
@@ -157,11 +204,21 @@ def _load_primitives(x: Any) -> _Primitives:
     return _Primitives(backend.stop_gradient, backend.logsumexp)
 
 
+def _torch_is_compiling(kind: type) -> bool:
+    if kind.__module__.partition(".")[0] != "torch":
+        return False
+    return bool(sys.modules["torch"].compiler.is_compiling())
+
+
 def _primitives(x: Any) -> _Primitives:
     kind = type(x)
     found = _PRIMITIVES_BY_TYPE.get(kind)
     if found is None:
-        found = _PRIMITIVES_BY_TYPE[kind] = _load_primitives(x)
+        found = _load_primitives(x)
+        # torch.compile cannot replay a cache entry created while it traces (objects
+        # without a source): that trace uses it uncached, eager calls fill the cache
+        if not _torch_is_compiling(kind):
+            _PRIMITIVES_BY_TYPE[kind] = found
     return found
 
 

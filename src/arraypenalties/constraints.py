@@ -29,7 +29,7 @@ __all__ = ["POWER_ITERATIONS", "consistency", "orthogonality"]
 
 _NORM_FLOOR = 1e-8  # rows are divided by max(‖row‖, 1e-8)
 POWER_ITERATIONS = 50
-"""Power-iteration steps (each a multiplication by ``(G − I)²``) of ``mode="spectral"``."""
+"""Power-iteration steps (each a multiplication by ``(G - I)²``) of ``mode="spectral"``."""
 
 _ORTHO_MODES = ("soft", "hard", "spectral")
 _ORTHO_AXES = ("rows", "sequence", "vocabulary")

@@ -382,7 +382,10 @@ _ESTIMATORS = ("k1", "k2", "k3")
 def _kept_positions(mask: Any, shape: tuple[Any, ...], xp: Any) -> Any:
     """``mask`` as a boolean array (nonzero = kept), after checking its shape and dtype."""
     if tuple(mask.shape) != shape:
-        msg = f"`mask` has shape {tuple(mask.shape)} but `logprobs` has shape {shape}; they must be equal"
+        msg = (
+            f"`mask` has shape {tuple(mask.shape)} but `logprobs` has shape {shape}; "
+            "they must be equal"
+        )
         raise InvalidValueError(msg)
     if xp.isdtype(mask.dtype, "bool"):
         return mask
