@@ -17,6 +17,7 @@ from arraypenalties._logspace import (
     check_bool,
     check_reduction_over,
     finish,
+    floor_at,
     prepare_pair,
     row_dot,
     symmetric_kl_rows,
@@ -78,7 +79,7 @@ def _spectral_norm_squared(a: Any, xp: Any) -> Any:
     v = 1.0 + (index * 0.6180339887498949) % 1.0
     for _ in range(POWER_ITERATIONS):
         w = fixed @ (fixed @ v)
-        v = w / xp.sqrt(xp.clip(xp.sum(w * w), min=1e-30))  # A = 0: v = 0, not NaN
+        v = w / xp.sqrt(floor_at(xp.sum(w * w), 1e-30, xp))  # A = 0: v = 0, not NaN
     av = a @ stop_gradient(v)
     return xp.sum(av * av)
 

@@ -16,12 +16,14 @@ from typing import Any
 from arraypenalties._checks import check_choice, check_real_floating
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
 from arraypenalties._logspace import (
+    cap_at,
     check_axis,
     check_bool,
     check_optional_positive,
     check_positive,
     check_reduction_over,
     finish,
+    floor_at,
     kl_rows,
     lowest,
     neg_entropy_rows,
@@ -482,12 +484,12 @@ def kl_estimate(
         k = 0.5 * (r * r)
     else:
         # one below ln(finfo.max): e^cap stays finite whatever the last-ulp rounding of exp
-        capped = xp.clip(r, max=math.log(-lowest(work, xp)) - 1.0)
-        # expm1(r) >= r holds exactly; the clip guards a last-ulp rounding of expm1
-        k = xp.clip(xp.expm1(capped) - capped, min=0.0)
+        capped = cap_at(r, math.log(-lowest(work, xp)) - 1.0, xp)
+        # expm1(r) >= r holds exactly; the floor guards a last-ulp rounding of expm1
+        k = floor_at(xp.expm1(capped) - capped, 0.0, xp)
     if kept is not None:
         k = xp.where(kept, k, 0.0)  # second where: masked positions are exactly 0
         if reduction == "mean":
             count = xp.sum(xp.astype(kept, work))
-            return finish(xp.sum(k) / xp.clip(count, min=1.0), "none", out_dtype, xp)
+            return finish(xp.sum(k) / floor_at(count, 1.0, xp), "none", out_dtype, xp)
     return finish(k, reduction, out_dtype, xp)
