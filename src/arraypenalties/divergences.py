@@ -107,10 +107,12 @@ def kl_divergence(
     computed as ``½ Σ (p_i − q_i)(log p_i − log q_i)``.
 
     float16 / bfloat16 inputs are computed in float32 and the result is
-    rounded to the input dtype once, so the error is the input dtype's
-    rounding of the result: measured ``3.9e-3`` relative at most for bfloat16
-    and ``4.9e-4`` for float16 on ``[64, 32000]`` inputs (against float64 on
-    the same, already rounded, log-probabilities).
+    rounded to the input dtype once, so the only error is that rounding, at most
+    the dtype's unit roundoff: ``2^-11`` (4.9e-4) for float16, ``2^-8``
+    (3.9e-3) for bfloat16. Measured on ``[64, 32000]`` inputs against float64
+    on the same values (3 seeds): float16 1.6e-4 to 3.9e-4, bfloat16 3.1e-4 to
+    2.3e-3 (the float64 value rounded to bfloat16); the float32 computation
+    before the rounding: 5e-8.
 
     Examples
     --------
