@@ -20,6 +20,14 @@ from arraypenalties._errors import (
 )
 from arraypenalties._pipeline import MultiPipeline, Pipeline, compute, compute_total, pipeline
 from arraypenalties.backends import available_backends, get_backend, register_backend
+from arraypenalties.constraints import consistency, orthogonality
+from arraypenalties.divergences import (
+    entropy,
+    entropy_value,
+    js_divergence,
+    kl_divergence,
+    kl_estimate,
+)
 from arraypenalties.gradient_penalty import (
     gradient_penalty,
     interpolated_gradient_penalty,
@@ -27,6 +35,7 @@ from arraypenalties.gradient_penalty import (
 )
 from arraypenalties.penalties import elastic_net, l1, l2
 from arraypenalties.tracking import grad_norm, pipeline_grad_norms, total_grad_norm
+from arraypenalties.validation import is_finite, validate
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
@@ -46,13 +55,21 @@ __all__ = [
     "backends",
     "compute",
     "compute_total",
+    "consistency",
     "elastic_net",
+    "entropy",
+    "entropy_value",
     "get_backend",
     "grad_norm",
     "gradient_penalty",
     "interpolated_gradient_penalty",
+    "is_finite",
+    "js_divergence",
+    "kl_divergence",
+    "kl_estimate",
     "l1",
     "l2",
+    "orthogonality",
     "output_magnitude_penalty",
     "pipeline",
     "pipeline_grad_norms",
@@ -61,4 +78,5 @@ __all__ = [
     "telemetry",
     "total_grad_norm",
     "transforms",
+    "validate",
 ]

@@ -36,10 +36,6 @@ class InvalidTypeError(ArrayPenaltiesError, TypeError):
     """An argument has the wrong type, dtype or array namespace."""
 
 
-class BackendError(ArrayPenaltiesError, RuntimeError):
-    """The array's backend cannot do what was asked (e.g. gradients of dask arrays)."""
-
-
 class NonFiniteError(ArrayPenaltiesError, ValueError):
     """An array holds NaN or infinite values where only finite ones are allowed.
 
@@ -63,8 +59,9 @@ class NonFiniteError(ArrayPenaltiesError, ValueError):
             msg = f"`kind` must be one of 'nan', 'inf'; got {kind!r}"
             raise InvalidValueError(msg)
         if message is None:
-            what = "NaN" if kind == "nan" else "infinite"
-            message = f"array contains {what} values"
+            message = (
+                "array contains NaN values" if kind == "nan" else "array contains infinite values"
+            )
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -72,6 +69,10 @@ class NonFiniteError(ArrayPenaltiesError, ValueError):
     def __reduce__(self) -> tuple[type[NonFiniteError], tuple[str, str]]:
         # the default would call NonFiniteError(message): keep `kind` through pickling
         return (type(self), (self.kind, self.message))
+
+
+class BackendError(ArrayPenaltiesError, RuntimeError):
+    """The array's backend cannot do what was asked (e.g. gradients of dask arrays)."""
 
 
 class UnknownNameError(InvalidValueError, KeyError):

@@ -11,35 +11,25 @@ framework means that framework is already imported.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import array_api_compat
 
 from arraypenalties._errors import InvalidTypeError
 
-__all__ = ["describe_type", "get_xp"]
+__all__ = ["describe_type", "device_of", "get_xp", "logsumexp", "stop_gradient"]
 
 _NAMESPACE_BY_TYPE: dict[type, Any] = {}
 
 
-# Import statements, not importlib: torch.compile traces an `import` statement but
-# graph-breaks on importlib.import_module, and the first get_xp of a process may
-# run inside torch.compile(fullgraph=True).
-def _torch_namespace() -> Any:
-    import array_api_compat.torch as xp
-
-    return xp
-
-
-def _jax_namespace() -> Any:
-    import jax.numpy as xp
-
-    return xp
-
-
-# top-level module of an array type -> its Array API namespace
-_DIRECT_NAMESPACES = {"torch": _torch_namespace, "jax": _jax_namespace, "jaxlib": _jax_namespace}
+# top-level module of an array type -> module that is its Array API namespace
+_DIRECT_NAMESPACES = {
+    "torch": "array_api_compat.torch",
+    "jax": "jax.numpy",
+    "jaxlib": "jax.numpy",
+}
 
 
 def describe_type(value: object) -> str:
@@ -52,12 +42,29 @@ def _argument_name(names: Sequence[str], index: int) -> str:
     return names[index] if index < len(names) else f"argument {index}"
 
 
+def _direct_namespace(top_module: str) -> Any:
+    """The namespace of torch / jax arrays (None for others), by ``import`` statements.
+
+    Not ``importlib``: torch.compile refuses to trace it (a graph break, an
+    error under ``fullgraph=True``), but traces ``import`` statements, so even a
+    first call that is compiled resolves the namespace inside the graph.
+    """
+    direct = _DIRECT_NAMESPACES.get(top_module)
+    if direct == "array_api_compat.torch":
+        import array_api_compat.torch as torch_namespace
+
+        return torch_namespace
+    if direct == "jax.numpy":
+        import jax.numpy as jax_namespace
+
+        return jax_namespace
+    return None
+
+
 def _namespace_for_type(array: object, name: str) -> Any:
     kind = type(array)
-    direct = _DIRECT_NAMESPACES.get(kind.__module__.partition(".")[0])
-    if direct is not None:
-        xp = direct()
-    else:
+    xp = _direct_namespace(kind.__module__.partition(".")[0])
+    if xp is None:
         try:
             xp = array_api_compat.array_namespace(array)
         except TypeError:
@@ -104,18 +111,37 @@ def get_xp(*arrays: object, names: Sequence[str] = ()) -> Any:
     return xp
 
 
+def device_of(x: Any) -> Any:
+    """The device of ``x``: its ``.device``, else ``array_api_compat.device`` (dask, jax tracers).
+
+    The attribute first: ``array_api_compat.device`` goes through ``lru_cache``d
+    checks that torch.compile warns about.
+    """
+    device = getattr(x, "device", None)
+    return array_api_compat.device(x) if device is None else device
+
+
 def logsumexp_array_api(
-    x: Any, *, axis: int | tuple[int, ...] | None, keepdims: bool, xp: Any
+    x: Any,
+    *,
+    axis: int | tuple[int, ...] | None,
+    keepdims: bool,
+    xp: Any,
+    stop: Callable[[Any], Any] | None = None,
 ) -> Any:
     """``log Σ exp(x)`` over ``axis`` in pure Array API calls, shifted by the max.
 
     The fallback for namespaces without a fused kernel (numpy, array-api-strict,
     cupy, dask). Rows whose max is not finite are shifted by 0 instead, and an
     all ``-inf`` row gives ``-inf`` without evaluating ``log(0)``. These
-    namespaces have no autodiff, so the shift needs no ``stop_gradient``.
+    namespaces have no autodiff, so the shift needs no ``stop_gradient``; a
+    backend with autodiff but no fused kernel passes its own as ``stop`` (the
+    shift cancels in the value, and stopping it keeps its gradient out).
     """
     shift = xp.max(x, axis=axis, keepdims=True)
     shift = xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
+    if stop is not None:
+        shift = stop(shift)
     total = xp.sum(xp.exp(x - shift), axis=axis, keepdims=True)
     positive = total > 0  # log(0) would warn on numpy: take it as -inf by hand
     safe_log = xp.log(xp.where(positive, total, xp.ones_like(total)))
@@ -125,3 +151,93 @@ def logsumexp_array_api(
     if axis is None:
         return xp.reshape(out, ())
     return xp.squeeze(out, axis=axis)
+
+
+# ---------------------------------------------------------------- autodiff primitives
+#
+# DESIGN: penalties never import ``backends`` except for the two primitives the
+# Array API standard lacks. They reach them here, looked up once per array type
+# (the hot path is one dict lookup and one call).
+
+
+class _Primitives(NamedTuple):
+    stop_gradient: Callable[[Any], Any] | None  # None: no autodiff, identity
+    logsumexp: Callable[..., Any] | None  # None: the pure Array API version
+
+
+_PRIMITIVES_BY_TYPE: dict[type, _Primitives] = {}
+
+
+def _builtin_backend(x: Any) -> Any:
+    """The backend already serving ``type(x)``, else the built-in torch / jax one, else None.
+
+    ``import`` statements, not the registry's ``importlib`` loader, for torch and
+    jax: torch.compile traces them, so a compiled first call needs no graph break.
+    """
+    from arraypenalties import backends  # deferred: backends sit above _xp
+
+    resolved = backends._BY_TYPE.get(type(x))
+    if resolved is not None:
+        return resolved
+    top_module = type(x).__module__.partition(".")[0]
+    if top_module == "torch":
+        from arraypenalties.backends._torch import TorchBackend
+
+        return TorchBackend()
+    if top_module in ("jax", "jaxlib"):
+        from arraypenalties.backends._jax import JaxBackend
+
+        return JaxBackend()
+    return None
+
+
+def _load_primitives(x: Any) -> _Primitives:
+    from arraypenalties.backends import get_backend  # deferred: backends sit above _xp
+    from arraypenalties.backends._base import Backend
+
+    backend = _builtin_backend(x)
+    if backend is None:
+        backend = get_backend(x)
+    if not backend.exact:  # finite differences or values only: nothing to stop
+        return _Primitives(None, None)
+    if type(backend).logsumexp is Backend.logsumexp:  # autodiff without a fused kernel
+        return _Primitives(backend.stop_gradient, None)
+    return _Primitives(backend.stop_gradient, backend.logsumexp)
+
+
+def _torch_is_compiling(kind: type) -> bool:
+    if kind.__module__.partition(".")[0] != "torch":
+        return False
+    return bool(sys.modules["torch"].compiler.is_compiling())
+
+
+def _primitives(x: Any) -> _Primitives:
+    kind = type(x)
+    found = _PRIMITIVES_BY_TYPE.get(kind)
+    if found is None:
+        found = _load_primitives(x)
+        # torch.compile cannot replay a cache entry created while it traces (objects
+        # without a source): that trace uses it uncached, eager calls fill the cache
+        if not _torch_is_compiling(kind):
+            _PRIMITIVES_BY_TYPE[kind] = found
+    return found
+
+
+def stop_gradient(x: Any, /) -> Any:
+    """``x`` as a constant for autodiff: the backend's ``stop_gradient``, else ``x`` itself."""
+    stop = _primitives(x).stop_gradient
+    return x if stop is None else stop(x)
+
+
+def logsumexp(x: Any, /, *, axis: int, keepdims: bool = False, xp: Any) -> Any:
+    """Stable ``log Σ exp(x)`` over ``axis``: the backend's fused kernel where one exists.
+
+    torch and jax use ``torch.logsumexp`` / ``jax.nn.logsumexp`` (max-shift inside,
+    exact gradients, ``-inf`` entries get weight 0); other namespaces use
+    :func:`logsumexp_array_api`, with the shift under ``stop_gradient`` when the
+    backend has autodiff.
+    """
+    found = _primitives(x)
+    if found.logsumexp is not None:
+        return found.logsumexp(x, axis=axis, keepdims=keepdims)
+    return logsumexp_array_api(x, axis=axis, keepdims=keepdims, xp=xp, stop=found.stop_gradient)

@@ -1,0 +1,271 @@
+"""Shared core of the divergences and constraints: option checks, dtypes, stable KL rows.
+
+Everything here works on log-probabilities along one ``axis`` and uses only
+``xp.*`` calls, so it traces under ``jax.jit`` / ``torch.compile`` and stays lazy
+on dask. The "double where" pattern used throughout: a term that must vanish
+(probability 0) is selected away with ``where`` AND the value fed to the
+arithmetic that could produce ``inf`` / ``NaN`` is replaced first, so that
+neither the value nor the gradient ever sees ``0 · inf``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from arraypenalties._checks import check_choice, check_real, check_real_floating
+from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._reductions import reduce
+from arraypenalties._xp import get_xp, stop_gradient
+
+REDUCTIONS = ("sum", "mean", "none")
+
+# (dtype type, dtype) -> the dtype computations run in (float16 / bfloat16 -> float32)
+_WORKING: dict[tuple[type, Any], Any] = {}
+# (dtype type, dtype) -> the lowest finite value of the dtype, as a Python float
+_LOWEST: dict[tuple[type, Any], float] = {}
+
+
+def working_dtype(dtype: Any, xp: Any) -> Any:
+    """``float32`` for floating dtypes narrower than 32 bits, else ``dtype`` (cached)."""
+    key = (type(dtype), dtype)
+    found = _WORKING.get(key)
+    if found is None:
+        found = _WORKING[key] = xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+    return found
+
+
+def lowest(dtype: Any, xp: Any) -> float:
+    """The most negative finite value of ``dtype`` (cached)."""
+    key = (type(dtype), dtype)
+    found = _LOWEST.get(key)
+    if found is None:
+        found = _LOWEST[key] = float(xp.finfo(dtype).min)
+    return found
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` if it is a Python ``bool``; raise naming ``name`` otherwise."""
+    if not isinstance(value, bool):
+        msg = f"`{name}` must be True or False; got {value!r} of type {type(value).__name__}"
+        raise InvalidTypeError(msg)
+    return value
+
+
+def check_positive(value: object, name: str) -> float:
+    """Return ``value`` as a float if it is a finite real number ``> 0``."""
+    number = check_real(value, name)
+    if not number > 0:
+        msg = f"`{name}` must be finite and > 0; got {value!r}"
+        raise InvalidValueError(msg)
+    return number
+
+
+def check_optional_positive(value: object, name: str) -> float | None:
+    """``None`` or a finite real number ``> 0``."""
+    if value is None:
+        return None
+    try:
+        return check_positive(value, name)
+    except InvalidTypeError:
+        msg = f"`{name}` must be None or a real number > 0; got {value!r}"
+        raise InvalidTypeError(msg) from None
+
+
+def check_axis(axis: object, ndim: int, array_name: str) -> int:
+    """Return ``axis`` normalised to ``[0, ndim)``; the array must have ``ndim >= 1``."""
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        msg = f"`axis` must be an int; got {axis!r} of type {type(axis).__name__}"
+        raise InvalidTypeError(msg)
+    if ndim == 0:
+        msg = (
+            f"`{array_name}` must have at least 1 dimension (the distribution axis); "
+            "got a 0-d array"
+        )
+        raise InvalidValueError(msg)
+    if not -ndim <= axis < ndim:
+        msg = f"`axis` must be in [{-ndim}, {ndim - 1}] for {ndim}-dimensional inputs; got {axis}"
+        raise InvalidValueError(msg)
+    return axis % ndim
+
+
+def check_reduction_over(reduction: object, shape: Sequence[Any]) -> str:
+    """Validate ``reduction`` for per-sample values of ``shape`` (a mean needs one)."""
+    check_choice(reduction, "reduction", REDUCTIONS)
+    if reduction == "mean" and math.prod(shape) == 0:
+        msg = (
+            "`reduction` 'mean' needs at least one per-sample value; got per-sample "
+            f"shape {tuple(shape)}"
+        )
+        raise InvalidValueError(msg)
+    return str(reduction)
+
+
+def prepare_pair(
+    a: Any, b: Any, names: tuple[str, str], broadcast: object, xp: Any
+) -> tuple[Any, Any, Any, Any]:
+    """Check a pair of inputs; return ``(xp, a, b, out_dtype)`` with equal shapes.
+
+    Different floating dtypes are promoted (``xp.result_type``); the result is
+    returned in the promoted dtype. Shapes must match unless ``broadcast``.
+    """
+    check_bool(broadcast, "broadcast")
+    if xp is None:
+        xp = get_xp(a, b, names=names)
+    check_real_floating(a, names[0], xp)
+    check_real_floating(b, names[1], xp)
+    shape_a, shape_b = tuple(a.shape), tuple(b.shape)
+    if shape_a != shape_b:
+        if not broadcast:
+            msg = (
+                f"`{names[0]}` has shape {shape_a} but `{names[1]}` has shape {shape_b}; "
+                "paired inputs must have equal shapes (pass broadcast=True to broadcast them)"
+            )
+            raise InvalidValueError(msg)
+        try:
+            a, b = xp.broadcast_arrays(a, b)
+        except (ValueError, RuntimeError):
+            msg = (
+                f"`{names[0]}` with shape {shape_a} and `{names[1]}` with shape {shape_b} "
+                "cannot be broadcast together"
+            )
+            raise InvalidValueError(msg) from None
+    out_dtype = a.dtype
+    if a.dtype != b.dtype:
+        out_dtype = xp.result_type(a.dtype, b.dtype)
+    return xp, a, b, out_dtype
+
+
+def to_working(x: Any, work: Any, xp: Any) -> Any:
+    """``x`` in the working dtype (no copy when it already is)."""
+    return x if x.dtype == work else xp.astype(x, work)
+
+
+def finish(per_sample: Any, reduction: str, out_dtype: Any, xp: Any, *, scale: float = 1.0) -> Any:
+    """Reduce the per-sample values and return them in ``out_dtype``."""
+    result = reduce(per_sample, reduction, xp=xp, scale=scale)
+    return result if result.dtype == out_dtype else xp.astype(result, out_dtype)
+
+
+def row_dot(a: Any, b: Any, axis: int, xp: Any) -> Any:
+    """``Σ a·b`` along ``axis``."""
+    return xp.sum(a * b, axis=axis)
+
+
+# Namespaces that compute with numpy underneath. Their ``inf − inf`` emits a
+# RuntimeWarning even in a branch that ``where`` then discards (dask: at compute
+# time), so they get finite stand-ins before the subtraction (one more pass);
+# torch, jax and cupy never warn and take the leaner form.
+_NUMPY_BACKED = frozenset(
+    {"numpy", "array_api_compat.numpy", "array_api_strict", "array_api_compat.dask.array"}
+)
+
+
+def masked_difference(a: Any, b: Any, keep: Any, xp: Any) -> Any:
+    """``a − b`` where ``keep``, exactly 0 elsewhere, without evaluating ``-inf − -inf``
+    on namespaces that would warn about it."""
+    if xp.__name__ in _NUMPY_BACKED:
+        return xp.where(keep, a, 0.0) - xp.where(keep, b, 0.0)
+    return xp.where(keep, a - b, 0.0)
+
+
+def floor_at(x: Any, low: float, xp: Any) -> Any:
+    """``max(x, low)``: ``maximum`` on numpy-backed namespaces (array-api-compat's
+    ``clip`` is a slow Python routine there), ``clip`` elsewhere (torch.compile
+    breaks the graph on array-api-compat's ``maximum`` with a Python scalar)."""
+    if xp.__name__ in _NUMPY_BACKED:
+        return xp.maximum(x, low)
+    return xp.clip(x, min=low)
+
+
+def cap_at(x: Any, high: float, xp: Any) -> Any:
+    """``min(x, high)``, as :func:`floor_at`."""
+    if xp.__name__ in _NUMPY_BACKED:
+        return xp.minimum(x, high)
+    return xp.clip(x, max=high)
+
+
+def _clamp(x: Any, limit: float | None, xp: Any) -> Any:
+    """``x`` clipped to ``[-limit, limit]``."""
+    if limit is None:
+        return x
+    return cap_at(floor_at(x, -limit, xp), limit, xp)
+
+
+# XLA fuses a whole elementwise chain into one loop, but on the CPU a compare or a
+# select inside it does not vectorise (measured 3-4x slower than the plain KL): jax
+# gets a form built from min / max / multiply only.
+_FUSING = frozenset({"jax.numpy"})
+
+
+def _kl_terms_without_select(p: Any, lp: Any, lq: Any, limit: float | None, xp: Any) -> Any:
+    """``p·(log p − log q)`` per element from arithmetic alone (no compare, no ``where``).
+
+    Both log-probabilities are floored at the lowest finite value, so the
+    difference is finite and ``p·d`` is exactly 0 where ``p`` is 0. The ``+inf``
+    of ``q = 0 < p`` is restored by a constant (no gradient) indicator:
+    ``min(floor(log q) − log q, 1)`` is 1 exactly where ``log q = -inf``,
+    ``sign(p)`` is 1 exactly where ``p > 0``, and ``e / (1 − e)`` turns that 1
+    into ``+inf`` and a 0 into 0 (a product with constants would not: XLA folds
+    ``(e·big)·4`` into ``e·inf``). Values equal the masked form bit for bit
+    wherever they are finite.
+    Every ``max`` here has a derivative of 0 or 1, so gradients stay exact.
+    """
+    low = lowest(lp.dtype, xp)
+    lq_floor = floor_at(lq, low, xp)
+    d = _clamp(floor_at(lp, low, xp) - lq_floor, limit, xp)
+    if limit is not None:  # the clipped log-ratio is finite even where q = 0
+        return p * d
+    q_zero_p_positive = stop_gradient(xp.sign(p) * cap_at(lq_floor - lq, 1.0, xp))
+    return p * (d + stop_gradient(q_zero_p_positive / (1.0 - q_zero_p_positive)))
+
+
+def kl_terms(p: Any, lp: Any, lq: Any, limit: float | None, xp: Any) -> Any:
+    """Elementwise ``p·(log p − log q)`` with ``p = exp(log p)``, exact at zero probabilities.
+
+    Where ``p`` is 0 (``log p = -inf``, or so negative that ``exp`` underflows)
+    the term is exactly 0 with gradient 0, also where ``log q = -inf``
+    (``0 · inf`` never occurs: the log-ratio is replaced by 0 first). Where
+    ``p > 0`` and ``q = 0`` the term is ``+inf``, the true value, unless ``limit``
+    clips the log-ratio to ``[-limit, limit]``.
+    """
+    if xp.__name__ in _FUSING:
+        return _kl_terms_without_select(p, lp, lq, limit, xp)
+    return _clamp(masked_difference(lp, lq, p > 0, xp), limit, xp) * p  # temporary first
+
+
+def kl_rows(lp: Any, lq: Any, axis: int, max_log_ratio: float | None, xp: Any) -> Any:
+    """Per-sample ``Σ p·(log p − log q)`` along ``axis`` (see :func:`kl_terms`)."""
+    return xp.sum(kl_terms(xp.exp(lp), lp, lq, max_log_ratio, xp), axis=axis)
+
+
+def symmetric_kl_rows(lp: Any, lq: Any, axis: int, max_log_ratio: float | None, xp: Any) -> Any:
+    """Per-sample ``½(KL(P‖Q) + KL(Q‖P)) = ½ Σ (p − q)·(log p − log q)`` along ``axis``.
+
+    One log-ratio and one mask serve both directions (fewer passes in eager
+    mode); terms where both probabilities are 0 are exactly 0 with gradient 0.
+    """
+    p, q = xp.exp(lp), xp.exp(lq)
+    if xp.__name__ in _FUSING:
+        both = kl_terms(p, lp, lq, max_log_ratio, xp) + kl_terms(q, lq, lp, max_log_ratio, xp)
+        return 0.5 * xp.sum(both, axis=axis)
+    ratio = _clamp(masked_difference(lp, lq, (p > 0) | (q > 0), xp), max_log_ratio, xp)
+    return 0.5 * xp.sum(ratio * (p - q), axis=axis)
+
+
+def neg_entropy_rows(lp: Any, axis: int, xp: Any) -> Any:
+    """Per-sample ``Σ p·log p`` along ``axis`` (``−H``), 0 where ``p`` is 0.
+
+    ``log p`` is floored at the dtype's lowest finite value first: a no-op
+    wherever ``p > 0``, and it turns ``0 · (-inf)`` into ``0 · finite = 0``
+    with a zero gradient, in one elementwise pass (a mask and a ``where`` take two).
+    """
+    if xp.__name__ == "array_api_compat.torch" and axis == lp.ndim - 1:
+        # a batched matmul multiplies and sums in one kernel, without a full-size
+        # product temporary: measured 1.2x faster forward, same backward (torch CPU)
+        p, floored = xp.exp(lp), floor_at(lp, lowest(lp.dtype, xp), xp)
+        return xp.matmul(xp.expand_dims(p, axis=-2), xp.expand_dims(floored, axis=-1))[..., 0, 0]
+    # one expression: numpy reuses the buffers of temporaries (fresh allocations of
+    # large arrays are the dominant cost on small machines, page faults included)
+    return xp.sum(xp.exp(lp) * floor_at(lp, lowest(lp.dtype, xp), xp), axis=axis)

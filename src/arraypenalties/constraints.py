@@ -1,0 +1,286 @@
+"""Structural constraints: ``orthogonality`` of representations and ``consistency`` of two outputs.
+
+Both return a quantity to ADD to a minimised loss, computed in at least float32
+(float16 / bfloat16 inputs are cast back on return), with finite gradients at
+zero rows and zero vectors (safe norms).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from arraypenalties._checks import check_choice, check_real_floating
+from arraypenalties._errors import InvalidValueError
+from arraypenalties._logspace import (
+    check_axis,
+    check_bool,
+    check_reduction_over,
+    finish,
+    floor_at,
+    prepare_pair,
+    row_dot,
+    symmetric_kl_rows,
+    to_working,
+    working_dtype,
+)
+from arraypenalties._xp import device_of, get_xp, stop_gradient
+
+__all__ = ["POWER_ITERATIONS", "consistency", "orthogonality"]
+
+_NORM_FLOOR = 1e-8  # rows are divided by max(‖row‖, 1e-8)
+POWER_ITERATIONS = 50
+"""Power-iteration steps (each a multiplication by ``(G - I)²``) of ``mode="spectral"``."""
+
+_ORTHO_MODES = ("soft", "hard", "spectral")
+_ORTHO_AXES = ("rows", "sequence", "vocabulary")
+
+
+def _safe_norm(x: Any, axis: int, xp: Any) -> Any:
+    """``max(‖x‖₂, 1e-8)`` along ``axis`` (kept), with a finite gradient at ``x = 0``.
+
+    ``sqrt`` is only evaluated at ``max(Σx², 1e-16) > 0``: the gradient of
+    ``sqrt`` at 0 is infinite, and ``0 · inf`` would be NaN.
+    """
+    squared = xp.sum(x * x, axis=axis, keepdims=True)
+    floor = _NORM_FLOOR * _NORM_FLOOR
+    return xp.sqrt(xp.where(squared > floor, squared, floor))
+
+
+def _as_matrix(x: Any, axis: str, xp: Any) -> Any:
+    """The matrix whose rows must be orthogonal (see :func:`orthogonality`)."""
+    shape = tuple(x.shape)
+    if x.ndim == 1:
+        rows = xp.reshape(x, (1, shape[0]))
+    else:
+        rows = xp.reshape(x, (math.prod(shape[:-1]), shape[-1]))
+    if axis == "rows":
+        return rows
+    if axis == "vocabulary":
+        return xp.matrix_transpose(rows)
+    if x.ndim <= 2:  # "sequence" with no batch axis: the rows themselves
+        return rows
+    # [..., S, V] -> [S, (...)·V]: row s concatenates x[b, s, :] over the batch entries b
+    front = xp.moveaxis(x, -2, 0)
+    return xp.reshape(front, (shape[-2], math.prod(shape[:-2]) * shape[-1]))
+
+
+def _spectral_norm_squared(a: Any, xp: Any) -> Any:
+    """``σ_max(A)²`` of a symmetric ``A`` by power iteration on ``A²``, differentiable.
+
+    The iteration runs on ``stop_gradient(A)`` from a fixed start vector; the
+    result ``‖A v‖²`` is differentiated with ``v`` held fixed, which is the
+    exact gradient ``2 A v vᵀ`` of ``σ²`` once ``v`` is the top singular vector.
+    """
+    n = a.shape[0]
+    fixed = stop_gradient(a)
+    # deterministic start that no structured matrix is likely to be orthogonal to
+    index = xp.arange(n, dtype=a.dtype, device=device_of(a))
+    v = 1.0 + (index * 0.6180339887498949) % 1.0
+    for _ in range(POWER_ITERATIONS):
+        w = fixed @ (fixed @ v)
+        v = w / xp.sqrt(floor_at(xp.sum(w * w), 1e-30, xp))  # A = 0: v = 0, not NaN
+    av = a @ stop_gradient(v)
+    return xp.sum(av * av)
+
+
+def orthogonality(
+    x: Any,
+    /,
+    *,
+    mode: str = "soft",
+    normalize: bool = True,
+    axis: str = "rows",
+    xp: Any = None,
+) -> Any:
+    """Penalise non-orthogonal rows of a representation: soft, hard or spectral.
+
+    Parameters
+    ----------
+    x : array
+        Real floating, at least 1-D. Rank 2 ``[S, V]`` is used as is; rank 3
+        ``[B, S, V]`` is reshaped according to ``axis``; other ranks flatten
+        every axis but the last (a 1-D ``x`` is one row).
+    mode : {"soft", "hard", "spectral"}, default "soft"
+        See Notes.
+    normalize : bool, default True
+        Divide each row by ``max(‖row‖, 1e-8)`` first (cosine similarities).
+    axis : {"rows", "sequence", "vocabulary"}, default "rows"
+        Which vectors must be orthogonal: ``"rows"`` → ``M = [B·S, V]``;
+        ``"sequence"`` → ``M = [S, B·V]`` (row ``s`` concatenates ``x[b, s, :]``
+        over ``b``; for rank 2 the rows themselves, for rank > 3 the second-to-last
+        axis is the sequence and every earlier one a batch axis);
+        ``"vocabulary"`` → ``M = [V, B·S]`` (for rank 2: the transpose).
+    xp : namespace, optional
+        The Array API namespace of ``x``; detected when omitted.
+
+    Returns
+    -------
+    array
+        0-d array of ``x``'s dtype, device and namespace. There is no
+        ``reduction``: the penalty is one matrix norm, not a per-sample value.
+
+    Raises
+    ------
+    InvalidTypeError
+        A non-floating ``x`` or an option of the wrong type.
+    InvalidValueError
+        Unknown ``mode`` or ``axis`` (never a silent fallback to rows), or a 0-d ``x``.
+
+    Notes
+    -----
+    With ``G = M Mᵀ`` (``n × n``):
+
+    .. math::
+
+        \\text{soft} = \\sum_{i \\ne j} G_{ij}^2, \\qquad
+        \\text{hard} = \\lVert G - I \\rVert_F^2, \\qquad
+        \\text{spectral} = \\sigma_{\\max}(G - I)^2
+
+    "soft" counts every pair twice and is not divided by ``n`` (parity).
+    "spectral" is the SRIP penalty: the largest singular value of ``G − I``,
+    squared, from ``POWER_ITERATIONS = 50`` steps of power iteration with
+    ``(G − I)²`` (no gradient through the iteration; ``2·50`` matrix-vector
+    products, small next to forming ``G``) from a fixed start vector, so it is
+    deterministic, differentiable and traceable. The estimate never exceeds
+    the true value; its relative error shrinks like ``(λ₂/λ₁)^200`` for the
+    two largest eigenvalue magnitudes of ``G − I``: below 1e-9 once
+    ``|λ₂| <= 0.9 |λ₁|``, about 3e-5 at 0.95 and 13 % at 0.99 (equal
+    magnitudes are exact).
+    Zero rows stay zero after normalisation and their gradient is finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraypenalties import orthogonality
+    >>> x = np.asarray([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    >>> print(f"{float(orthogonality(x)):.6f} {float(orthogonality(x, mode='hard')):.6f}")
+    2.000000 2.000000
+    >>> print(f"{float(orthogonality(x, mode='spectral')):.6f}")
+    1.000000
+    >>> orthogonality(np.asarray([[2.0, 0.0], [0.0, 1.0]]), mode="hard", normalize=False)
+    array(9.)
+    """
+    mode = check_choice(mode, "mode", _ORTHO_MODES)
+    axis = check_choice(axis, "axis", _ORTHO_AXES)
+    check_bool(normalize, "normalize")
+    if xp is None:
+        xp = get_xp(x, names=("x",))
+    check_real_floating(x, "x", xp)
+    if x.ndim == 0:
+        msg = "`x` must have at least 1 dimension; got a 0-d array"
+        raise InvalidValueError(msg)
+    out_dtype = x.dtype
+    m = _as_matrix(to_working(x, working_dtype(out_dtype, xp), xp), axis, xp)
+    if normalize:
+        m = m / _safe_norm(m, -1, xp)
+    gram = m @ xp.matrix_transpose(m)
+    eye = xp.eye(gram.shape[0], dtype=gram.dtype, device=device_of(gram))
+    if mode == "soft":
+        off = xp.where(eye > 0, 0.0, gram)
+        value = xp.sum(off * off)
+    elif mode == "hard":
+        diff = gram - eye
+        value = xp.sum(diff * diff)
+    else:
+        value = _spectral_norm_squared(gram - eye, xp)
+    return finish(value, "none", out_dtype, xp)
+
+
+_METRICS = ("mse", "l1", "cosine", "kl")
+
+
+def _cosine_distance_rows(a: Any, b: Any, axis: int, xp: Any) -> Any:
+    """``1 − a·b / (max(‖a‖, 1e-8)·max(‖b‖, 1e-8))`` per row along ``axis``."""
+    dot = row_dot(a, b, axis, xp)
+    norms = _safe_norm(a, axis, xp) * _safe_norm(b, axis, xp)
+    return 1.0 - dot / xp.squeeze(norms, axis=axis)
+
+
+def consistency(
+    a: Any,
+    b: Any,
+    /,
+    *,
+    metric: str = "mse",
+    reduction: str = "mean",
+    axis: int = -1,
+    broadcast: bool = False,
+    xp: Any = None,
+) -> Any:
+    """How far two outputs disagree (augmented views, teacher and student): mse, l1, cosine, kl.
+
+    Parameters
+    ----------
+    a, b : array
+        Real floating, same namespace and shape. For ``"kl"`` they are
+        log-probabilities.
+    metric : {"mse", "l1", "cosine", "kl"}, default "mse"
+        ``"mse"``: ``(a − b)²`` and ``"l1"``: ``|a − b|`` elementwise;
+        ``"cosine"``: ``1 − cos(a, b)`` per row along ``axis``; ``"kl"``: the
+        symmetric KL divergence per row along ``axis``
+        (:func:`~arraypenalties.kl_divergence` with ``symmetric=True``).
+    reduction : {"mean", "sum", "none"}, default "mean"
+        Over the elements (mse, l1) or the rows (cosine, kl).
+    axis : int, default -1
+        The row axis of ``"cosine"`` and ``"kl"`` (checked, unused by mse and l1).
+    broadcast : bool, default False
+        Broadcast ``a`` and ``b`` against each other instead of raising on a mismatch.
+    xp : namespace, optional
+        The Array API namespace of the inputs; detected when omitted.
+
+    Returns
+    -------
+    array
+        0-d (elementwise or per-row for ``"none"``) array of the inputs' dtype.
+
+    Raises
+    ------
+    InvalidTypeError
+        Non-floating inputs, inputs of two namespaces, an option of the wrong type.
+    InvalidValueError
+        Unknown ``metric`` / ``reduction``, an ``axis`` out of range, or
+        different shapes without ``broadcast=True``.
+
+    Notes
+    -----
+    .. math::
+
+        \\text{mse} = R\\big((a-b)^2\\big), \\quad
+        \\text{cosine} = R_\\text{rows}\\Big(1 - \\frac{a \\cdot b}
+            {\\max(\\lVert a\\rVert, 10^{-8}) \\max(\\lVert b\\rVert, 10^{-8})}\\Big)
+
+    The cosine is taken per row, then reduced (the original computed one
+    global cosine and ignored ``reduction``; for 1-D inputs the two agree).
+    A zero row has cosine 0, so its distance is 1, with a finite gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraypenalties import consistency
+    >>> consistency(np.asarray([1.0, 2.0, 3.0]), np.asarray([1.5, 2.5, 3.5]))
+    array(0.25)
+    >>> a = np.asarray([[1.0, 0.0], [1.0, 1.0]])
+    >>> b = np.asarray([[0.0, 2.0], [3.0, 3.0]])
+    >>> print(consistency(a, b, metric="cosine", reduction="none").round(6))
+    [1. 0.]
+    """
+    metric = check_choice(metric, "metric", _METRICS)
+    xp, a, b, out_dtype = prepare_pair(a, b, ("a", "b"), broadcast, xp)
+    if metric in ("mse", "l1"):
+        if a.ndim:
+            check_axis(axis, a.ndim, "a")
+        reduction = check_reduction_over(reduction, tuple(a.shape))
+        diff = a - b
+        values = diff * diff if metric == "mse" else xp.abs(diff)
+        return finish(values, reduction, out_dtype, xp)
+    axis = check_axis(axis, a.ndim, "a")
+    shape = tuple(a.shape)
+    reduction = check_reduction_over(reduction, shape[:axis] + shape[axis + 1 :])
+    work = working_dtype(out_dtype, xp)
+    a, b = to_working(a, work, xp), to_working(b, work, xp)
+    if metric == "cosine":
+        rows = _cosine_distance_rows(a, b, axis, xp)
+    else:
+        rows = symmetric_kl_rows(a, b, axis, None, xp)
+    return finish(rows, reduction, out_dtype, xp)

@@ -1,0 +1,497 @@
+"""Divergences between distributions given as log-probabilities: KL, JS, entropy, estimators.
+
+Every function takes log-probabilities (``log p``; ``-inf`` is probability 0),
+works along one distribution ``axis`` (the last by default) and returns a
+quantity to ADD to a minimised loss. Values are exact wherever the
+mathematical value is finite, ``+inf`` where it is infinite (KL with
+``q = 0 < p``), and gradients are finite wherever the value is. float16 and
+bfloat16 inputs are computed in float32 and returned in their own dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from arraypenalties._checks import check_choice, check_real_floating
+from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._logspace import (
+    cap_at,
+    check_axis,
+    check_bool,
+    check_optional_positive,
+    check_positive,
+    check_reduction_over,
+    finish,
+    floor_at,
+    kl_rows,
+    lowest,
+    neg_entropy_rows,
+    prepare_pair,
+    row_dot,
+    symmetric_kl_rows,
+    to_working,
+    working_dtype,
+)
+from arraypenalties._xp import get_xp, logsumexp
+
+__all__ = ["entropy", "entropy_value", "js_divergence", "kl_divergence", "kl_estimate"]
+
+_LN2 = math.log(2.0)
+_PAIR = ("p_logprobs", "q_logprobs")
+
+
+def _per_sample_shape(shape: tuple[Any, ...], axis: int) -> tuple[Any, ...]:
+    return shape[:axis] + shape[axis + 1 :]
+
+
+def kl_divergence(
+    p_logprobs: Any,
+    q_logprobs: Any,
+    /,
+    *,
+    reduction: str = "mean",
+    direction: str = "forward",
+    symmetric: bool = False,
+    axis: int = -1,
+    max_log_ratio: float | None = None,
+    broadcast: bool = False,
+    xp: Any = None,
+) -> Any:
+    """Kullback-Leibler divergence ``KL(P‖Q)`` between distributions given as log-probabilities.
+
+    Parameters
+    ----------
+    p_logprobs, q_logprobs : array
+        Log-probabilities of ``P`` and ``Q`` (``-inf`` = probability 0), real
+        floating, same namespace and shape, at least 1-D.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        Over the per-sample values (every axis but ``axis``); ``"none"`` returns them.
+    direction : {"forward", "reverse"}, default "forward"
+        ``"forward"`` is ``KL(P‖Q)``, ``"reverse"`` is ``KL(Q‖P)``.
+    symmetric : bool, default False
+        ``½(KL(P‖Q) + KL(Q‖P))``; ``direction`` is then ignored.
+    axis : int, default -1
+        The distribution axis.
+    max_log_ratio : float, optional
+        If given (``> 0``), each log-ratio ``log p − log q`` is clipped to
+        ``[-max_log_ratio, max_log_ratio]`` so that ``q = 0 < p`` gives a large
+        finite value instead of ``+inf``. Off by default: the clip biases the value.
+    broadcast : bool, default False
+        Broadcast the two inputs against each other; without it, different
+        shapes raise.
+    xp : namespace, optional
+        The Array API namespace of the inputs; detected when omitted.
+
+    Returns
+    -------
+    array
+        0-d (per-sample for ``"none"``) array of the inputs' dtype, device and namespace.
+
+    Raises
+    ------
+    InvalidTypeError
+        Non-floating inputs, inputs of two namespaces, or an option of the wrong type.
+    InvalidValueError
+        Unknown ``direction`` / ``reduction``, ``max_log_ratio <= 0``, an ``axis``
+        out of range, or different shapes without ``broadcast=True``.
+
+    Notes
+    -----
+    .. math:: \\mathrm{KL}(P\\|Q) = \\sum_i p_i (\\log p_i - \\log q_i)
+
+    Terms with ``p_i = 0`` (including ``exp(log p_i)`` underflowing to 0) are
+    exactly 0 with a zero gradient, also where ``q_i = 0``; ``p_i > 0`` with
+    ``q_i = 0`` gives ``+inf``, the true value. There is no clamp and no
+    probability floor unless ``max_log_ratio`` is set. The symmetric form is
+    computed as ``½ Σ (p_i − q_i)(log p_i − log q_i)``.
+
+    float16 / bfloat16 inputs are computed in float32 and the result is
+    rounded to the input dtype once, so the only error is that rounding, at most
+    the dtype's unit roundoff: ``2^-11`` (4.9e-4) for float16, ``2^-8``
+    (3.9e-3) for bfloat16. Measured on ``[64, 32000]`` inputs against float64
+    on the same values (3 seeds): float16 1.6e-4 to 3.9e-4, bfloat16 3.1e-4 to
+    2.3e-3 (the float64 value rounded to bfloat16); the float32 computation
+    before the rounding: 5e-8.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraypenalties import kl_divergence
+    >>> p = np.log(np.asarray([0.4, 0.3, 0.2, 0.1]))
+    >>> q = np.log(np.full(4, 0.25))
+    >>> print(f"{float(kl_divergence(p, q)):.7f}")
+    0.1064401
+    >>> p = np.asarray([np.log(0.5), np.log(0.5), -np.inf])  # zero probability: term 0
+    >>> kl_divergence(p, np.log(np.asarray([0.5, 0.25, 0.25])))
+    array(0.34657359)
+    >>> kl_divergence(np.log(np.asarray([0.5, 0.5])), np.asarray([0.0, -np.inf]))
+    array(inf)
+    """
+    direction = check_choice(direction, "direction", ("forward", "reverse"))
+    check_bool(symmetric, "symmetric")
+    limit = check_optional_positive(max_log_ratio, "max_log_ratio")
+    xp, lp, lq, out_dtype = prepare_pair(p_logprobs, q_logprobs, _PAIR, broadcast, xp)
+    axis = check_axis(axis, lp.ndim, _PAIR[0])
+    reduction = check_reduction_over(reduction, _per_sample_shape(tuple(lp.shape), axis))
+    work = working_dtype(out_dtype, xp)
+    lp, lq = to_working(lp, work, xp), to_working(lq, work, xp)
+    if symmetric:
+        rows = symmetric_kl_rows(lp, lq, axis, limit, xp)
+    elif direction == "forward":
+        rows = kl_rows(lp, lq, axis, limit, xp)
+    else:
+        rows = kl_rows(lq, lp, axis, limit, xp)
+    return finish(rows, reduction, out_dtype, xp)
+
+
+def _js_rows(lp: Any, lq: Any, axis: int, xp: Any) -> Any:
+    # the double where: logaddexp(-inf, -inf) has a NaN gradient, so positions where
+    # both probabilities are 0 get finite stand-ins first and are selected away later
+    both_zero = (lp == -math.inf) & (lq == -math.inf)
+    log_m = xp.logaddexp(xp.where(both_zero, 0.0, lp), xp.where(both_zero, 0.0, lq)) - _LN2
+    p, q = xp.exp(lp), xp.exp(lq)
+    to_p = row_dot(p, xp.where(p > 0, lp - log_m, 0.0), axis, xp)
+    to_q = row_dot(q, xp.where(q > 0, lq - log_m, 0.0), axis, xp)
+    return 0.5 * (to_p + to_q)
+
+
+def js_divergence(
+    p_logprobs: Any,
+    q_logprobs: Any,
+    /,
+    *,
+    reduction: str = "mean",
+    axis: int = -1,
+    broadcast: bool = False,
+    xp: Any = None,
+) -> Any:
+    """Jensen-Shannon divergence ``½KL(P‖M) + ½KL(Q‖M)``, ``M = ½(P + Q)``, built in log space.
+
+    Parameters
+    ----------
+    p_logprobs, q_logprobs : array
+        Log-probabilities, real floating, same namespace and shape, at least 1-D.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        Over the per-sample values (every axis but ``axis``).
+    axis : int, default -1
+        The distribution axis.
+    broadcast : bool, default False
+        Broadcast the two inputs against each other instead of raising on a mismatch.
+    xp : namespace, optional
+        The Array API namespace of the inputs; detected when omitted.
+
+    Returns
+    -------
+    array
+        0-d (per-sample for ``"none"``) array of the inputs' dtype, device and namespace.
+
+    Raises
+    ------
+    InvalidTypeError
+        Non-floating inputs, inputs of two namespaces, or an option of the wrong type.
+    InvalidValueError
+        Unknown ``reduction``, an ``axis`` out of range, or different shapes
+        without ``broadcast=True``.
+
+    Notes
+    -----
+    .. math::
+
+        \\log m_i = \\operatorname{logaddexp}(\\log p_i, \\log q_i) - \\ln 2, \\qquad
+        \\mathrm{JS} = \\tfrac12 \\sum_i p_i(\\log p_i - \\log m_i)
+                     + \\tfrac12 \\sum_i q_i(\\log q_i - \\log m_i)
+
+    The mixture is never formed in linear space, so there is no probability
+    floor: the value lies in ``[0, ln 2]`` and disjoint supports (two different
+    one-hots) give exactly ``ln 2``. Positions where both probabilities are 0
+    contribute 0 with a zero gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraypenalties import js_divergence
+    >>> one_hot_a = np.asarray([0.0, -np.inf])  # log([1, 0])
+    >>> one_hot_b = np.asarray([-np.inf, 0.0])
+    >>> bool(js_divergence(one_hot_a, one_hot_b) == np.log(2.0))
+    True
+    """
+    xp, lp, lq, out_dtype = prepare_pair(p_logprobs, q_logprobs, _PAIR, broadcast, xp)
+    axis = check_axis(axis, lp.ndim, _PAIR[0])
+    reduction = check_reduction_over(reduction, _per_sample_shape(tuple(lp.shape), axis))
+    work = working_dtype(out_dtype, xp)
+    rows = _js_rows(to_working(lp, work, xp), to_working(lq, work, xp), axis, xp)
+    return finish(rows, reduction, out_dtype, xp)
+
+
+_ENTROPY_MODES = ("bonus", "penalty", "value")
+
+
+def _prepare_single(x: Any, name: str, xp: Any) -> Any:
+    if xp is None:
+        xp = get_xp(x, names=(name,))
+    check_real_floating(x, name, xp)
+    return xp
+
+
+def entropy(
+    logprobs: Any,
+    /,
+    *,
+    mode: str = "bonus",
+    reduction: str = "mean",
+    normalize: bool = False,
+    temperature: float = 1.0,
+    axis: int = -1,
+    xp: Any = None,
+) -> Any:
+    """Shannon entropy ``H = −Σ p·log p`` as a bonus (``−H``), a penalty (``+H``) or a value.
+
+    Parameters
+    ----------
+    logprobs : array
+        Log-probabilities (``-inf`` = probability 0), real floating, at least 1-D.
+    mode : {"bonus", "penalty", "value"}, default "bonus"
+        The result is ADDED to a minimised loss: ``"bonus"`` returns ``−H``
+        (minimising it raises the entropy: the RL entropy bonus), ``"penalty"``
+        returns ``+H`` (sharpens the distribution), ``"value"`` returns ``H`` for
+        logging (same number as ``"penalty"``).
+    reduction : {"mean", "sum", "none"}, default "mean"
+        Over the per-sample values (every axis but ``axis``).
+    normalize : bool, default False
+        Divide by ``ln V`` (``V`` = size of ``axis``) so that the uniform
+        distribution has entropy 1. With ``V = 1`` the normalised entropy is 0.
+    temperature : float, default 1.0
+        If not 1, the input is first renormalised as ``log_softmax(logprobs / T)``
+        (the backend's fused ``logsumexp``); must be finite and ``> 0``.
+    axis : int, default -1
+        The distribution axis.
+    xp : namespace, optional
+        The Array API namespace of ``logprobs``; detected when omitted.
+
+    Returns
+    -------
+    array
+        0-d (per-sample for ``"none"``) array of the input's dtype, device and namespace.
+
+    Raises
+    ------
+    InvalidTypeError
+        A non-floating input or an option of the wrong type.
+    InvalidValueError
+        Unknown ``mode`` / ``reduction``, ``temperature <= 0``, an ``axis`` out of range.
+
+    Notes
+    -----
+    .. math::
+
+        H = -\\sum_i p_i \\log p_i, \\qquad
+        \\text{bonus} = -H, \\quad \\text{penalty} = \\text{value} = H, \\qquad
+        H_\\text{norm} = H / \\ln V
+
+    Terms with ``p_i = 0`` are exactly 0 with a zero gradient. The original
+    library returned ``+H`` for ``"bonus"``, which lowered the entropy while
+    claiming to raise it; here the sign follows what minimising the loss does.
+    The input is not renormalised at ``temperature=1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraypenalties import entropy
+    >>> uniform = np.log(np.full(4, 0.25))
+    >>> print(f"{float(entropy(uniform, mode='value')):.7f}")
+    1.3862944
+    >>> print(f"{float(entropy(uniform)):.7f}")
+    -1.3862944
+    >>> entropy(uniform, mode="value", normalize=True)
+    array(1.)
+    """
+    mode = check_choice(mode, "mode", _ENTROPY_MODES)
+    check_bool(normalize, "normalize")
+    temperature = check_positive(temperature, "temperature")
+    xp = _prepare_single(logprobs, "logprobs", xp)
+    axis = check_axis(axis, logprobs.ndim, "logprobs")
+    reduction = check_reduction_over(reduction, _per_sample_shape(tuple(logprobs.shape), axis))
+    out_dtype = logprobs.dtype
+    lp = to_working(logprobs, working_dtype(out_dtype, xp), xp)
+    if temperature != 1.0:
+        scaled = lp / temperature
+        lp = scaled - logsumexp(scaled, axis=axis, keepdims=True, xp=xp)
+    neg_h = neg_entropy_rows(lp, axis, xp)
+    size = lp.shape[axis]
+    if normalize:
+        # V = 1: one outcome, no uncertainty; scale by 0 (keeps NaN and the graph) not 1/ln 1
+        neg_h = neg_h * (1.0 / math.log(size) if size > 1 else 0.0)
+    return finish(neg_h, reduction, out_dtype, xp, scale=1.0 if mode == "bonus" else -1.0)
+
+
+def entropy_value(
+    logprobs: Any,
+    /,
+    *,
+    reduction: str = "mean",
+    normalize: bool = False,
+    temperature: float = 1.0,
+    axis: int = -1,
+    xp: Any = None,
+) -> Any:
+    """Plain Shannon entropy ``H`` for logging: :func:`entropy` with ``mode="value"``.
+
+    Parameters
+    ----------
+    logprobs : array
+        Log-probabilities, real floating, at least 1-D.
+    reduction, normalize, temperature, axis, xp
+        As for :func:`entropy`.
+
+    Returns
+    -------
+    array
+        0-d (per-sample for ``"none"``) array of the input's dtype, device and namespace.
+
+    Raises
+    ------
+    InvalidTypeError, InvalidValueError
+        As for :func:`entropy`.
+
+    Notes
+    -----
+    .. math:: H = -\\sum_i p_i \\log p_i \\in [0, \\ln V]
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraypenalties import entropy_value
+    >>> logits = np.asarray([-0.5, -1.0, -2.0, -3.0])
+    >>> logprobs = logits - np.log(np.sum(np.exp(logits)))
+    >>> print(f"{float(entropy_value(logprobs)):.7f}")
+    1.0890656
+    >>> print(f"{float(entropy_value(logprobs, temperature=0.5)):.7f}")
+    0.7405333
+    """
+    return entropy(
+        logprobs,
+        mode="value",
+        reduction=reduction,
+        normalize=normalize,
+        temperature=temperature,
+        axis=axis,
+        xp=xp,
+    )
+
+
+_ESTIMATORS = ("k1", "k2", "k3")
+
+
+def _kept_positions(mask: Any, shape: tuple[Any, ...], xp: Any) -> Any:
+    """``mask`` as a boolean array (nonzero = kept), after checking its shape and dtype."""
+    if tuple(mask.shape) != shape:
+        msg = (
+            f"`mask` has shape {tuple(mask.shape)} but `logprobs` has shape {shape}; "
+            "they must be equal"
+        )
+        raise InvalidValueError(msg)
+    if xp.isdtype(mask.dtype, "bool"):
+        return mask
+    if not xp.isdtype(mask.dtype, ("integral", "real floating")):
+        msg = f"`mask` must have a bool, integer or real floating dtype (0/1); got {mask.dtype}"
+        raise InvalidTypeError(msg)
+    return mask != 0
+
+
+def kl_estimate(
+    logprobs: Any,
+    ref_logprobs: Any,
+    /,
+    *,
+    estimator: str = "k3",
+    mask: Any = None,
+    reduction: str = "mean",
+    xp: Any = None,
+) -> Any:
+    """Sampled-token KL estimators k1 / k2 / k3 (RL fine-tuning against a reference policy).
+
+    Parameters
+    ----------
+    logprobs : array
+        Log-probabilities of the sampled tokens under the policy being trained.
+    ref_logprobs : array
+        Log-probabilities of the same tokens under the reference policy; same
+        namespace and shape.
+    estimator : {"k3", "k1", "k2"}, default "k3"
+        See Notes.
+    mask : array, optional
+        Same shape, bool or 0/1: positions where it is False / 0 (padding) are
+        excluded, and their values (even ``-inf`` or NaN) never reach the
+        result or its gradient.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"mean"`` averages over the kept positions (0 when none are kept);
+        ``"none"`` returns every position, 0 where masked.
+    xp : namespace, optional
+        The Array API namespace of the inputs; detected when omitted.
+
+    Returns
+    -------
+    array
+        0-d (same shape as ``logprobs`` for ``"none"``) array of the inputs' dtype.
+
+    Raises
+    ------
+    InvalidTypeError
+        Non-floating inputs, a mask of another dtype, arrays of two namespaces.
+    InvalidValueError
+        Unknown ``estimator`` / ``reduction``, or shapes that differ.
+
+    Notes
+    -----
+    With ``r = ref_logprobs − logprobs`` (Schulman, "Approximating KL divergence"):
+
+    .. math:: k_1 = -r, \\qquad k_2 = \\tfrac12 r^2, \\qquad k_3 = (e^r - 1) - r \\ge 0
+
+    k1 is unbiased with high variance, k2 is biased with low variance, k3 is
+    unbiased with low variance and never negative. ``e^r − 1`` is computed with
+    ``expm1``. Where ``e^r`` would come close to overflowing the dtype
+    (``r > ln(finfo.max) − 1``: 87.7 in float32, 708.8 in float64) ``r`` is
+    capped there, so k3 saturates at about ``finfo.max / e`` instead of
+    becoming ``inf`` (and its gradient there is 0): finite for any finite inputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraypenalties import kl_estimate
+    >>> logprobs = np.asarray([-1.0, -2.0, -0.5])
+    >>> ref = np.asarray([-1.5, -1.0, -0.5])
+    >>> kl_estimate(logprobs, ref, estimator="k1", reduction="sum")
+    array(-0.5)
+    >>> kl_estimate(logprobs, ref, estimator="k2", mask=np.asarray([True, True, False]))
+    array(0.3125)
+    """
+    estimator = check_choice(estimator, "estimator", _ESTIMATORS)
+    names = ("logprobs", "ref_logprobs")
+    xp, lp, ref, out_dtype = prepare_pair(logprobs, ref_logprobs, names, False, xp)
+    reduction = check_reduction_over(reduction, tuple(lp.shape))
+    kept = None
+    if mask is not None:
+        get_xp(lp, mask, names=("logprobs", "mask"))  # one namespace
+        kept = _kept_positions(mask, tuple(lp.shape), xp)
+    work = working_dtype(out_dtype, xp)
+    lp, ref = to_working(lp, work, xp), to_working(ref, work, xp)
+    if kept is not None:
+        # first where: masked garbage (-inf, NaN) never reaches the subtraction, exp or r²
+        lp, ref = xp.where(kept, lp, 0.0), xp.where(kept, ref, 0.0)
+    r = ref - lp
+    if estimator == "k1":
+        k = -r
+    elif estimator == "k2":
+        k = 0.5 * (r * r)
+    else:
+        # one below ln(finfo.max): e^cap stays finite whatever the last-ulp rounding of exp
+        capped = cap_at(r, math.log(-lowest(work, xp)) - 1.0, xp)
+        # expm1(r) >= r holds exactly; the floor guards a last-ulp rounding of expm1
+        k = floor_at(xp.expm1(capped) - capped, 0.0, xp)
+    if kept is not None:
+        k = xp.where(kept, k, 0.0)  # second where: masked positions are exactly 0
+        if reduction == "mean":
+            count = xp.sum(xp.astype(kept, work))
+            return finish(xp.sum(k) / floor_at(count, 1.0, xp), "none", out_dtype, xp)
+    return finish(k, reduction, out_dtype, xp)
