@@ -898,3 +898,23 @@ def test_zero_probability_in_both_is_exact_and_quiet(xp: Any, dtype_name: str) -
     kept_r = np.asarray(lq)[kept] - np.asarray(lp)[kept]
     expected = np.sum(np.exp(kept_r) - 1 - kept_r)
     assert_close(k3, _a(xp, expected, dtype_name), rtol=1e-5 if dtype_name == "float32" else 1e-12)
+
+
+def test_entropy_on_large_rows(ad_xp: Any, dtype_name: str) -> None:
+    # 80 000 elements: torch takes its batched-matmul path here (small inputs do not)
+    host = log_softmax(np.random.default_rng(5).normal(size=(4, 20_000)) * 3, axis=-1)
+    host[1, :10] = -np.inf
+    host[1] = log_softmax(host[1])
+    x = _a(ad_xp, host, dtype_name)
+    rtol = 1e-5 if dtype_name == "float32" else 1e-12
+    expected = ref_entropy(host)
+    assert_close(
+        entropy_value(x, reduction="none"), _a(ad_xp, expected, dtype_name), rtol=rtol, atol=rtol
+    )
+    grad = to_numpy(get_backend(x).grad(lambda v: entropy(v, reduction="sum"), x))
+    prob = np.exp(host)
+    with np.errstate(invalid="ignore"):
+        closed = np.where(prob > 0, prob * (host + 1.0), 0.0)
+    np.testing.assert_allclose(
+        grad, closed, rtol=rtol, atol=1e-7 if dtype_name == "float32" else 1e-15
+    )
