@@ -14,14 +14,10 @@ table of median per-call times and ``ours / native`` (1.00 = no overhead).
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,12 +25,10 @@ import numpy as np
 from arraypenalties import interpolated_gradient_penalty
 
 try:
-    from benchmarks._timing import compare
-    from benchmarks.bench_penalties import Case, Result, environment, format_table
-except ImportError:  # a script, or loaded from its path: the helpers sit next to this file
+    from benchmarks._cli import Case, Result, bench_main, format_table, installed_frameworks, timed
+except ImportError:  # a script, or loaded from its path: _cli.py sits next to this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _timing import compare
-    from bench_penalties import Case, Result, environment, format_table
+    from _cli import Case, Result, bench_main, format_table, installed_frameworks, timed
 
 BATCH, HIDDEN, LAMBDA = 256, 256, 10.0
 CASE = "WGAN-GP critic step"
@@ -153,69 +147,20 @@ def run(
     """
     settings = QUICK if quick else FULL
     results = []
-    for framework, cases in FRAMEWORKS.items():
-        if frameworks is not None and framework not in frameworks:
-            continue
-        if importlib.util.find_spec(framework) is None:
-            print(f"note: {framework} is not installed; its cases are skipped")
-            continue
-        if framework == "torch" and torch_threads:
-            import torch
-
-            torch.set_num_threads(torch_threads)
+    for _, cases in installed_frameworks(FRAMEWORKS, frameworks, torch_threads):
         for case in cases():
             # same math on both sides (same α stream, same parameters), else the ratio means nothing
             np.testing.assert_allclose(
                 np.asarray(case.ours()), np.asarray(case.native()), rtol=1e-4, atol=1e-6
             )
-            ours, native = compare(case.ours, case.native, sync=case.sync, **settings)
             results.append(
-                Result(
-                    case.framework,
-                    case.mode,
-                    case.case,
-                    case.size,
-                    ours.median * 1e6,
-                    native.median * 1e6,
-                    ours.median / native.median,
-                    ours.minimum * 1e6,
-                    native.minimum * 1e6,
-                )
+                Result(case.framework, case.mode, case.case, case.size, **timed(case, settings))
             )
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter repeats (smoke run)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--frameworks", help="comma list, default: every installed one")
-    parser.add_argument(
-        "--torch-threads", type=int, default=1, help="torch intra-op threads; 0: torch's default"
-    )
-    args = parser.parse_args(argv)
-    frameworks = tuple(args.frameworks.split(",")) if args.frameworks else None
-
-    start = time.perf_counter()
-    results = run(quick=args.quick, frameworks=frameworks, torch_threads=args.torch_threads)
-    wall = time.perf_counter() - start
-    env = environment()
-    print(", ".join(f"{key} {value}" for key, value in env.items()))
-    print()
-    print(format_table(results).replace("| size |", "| batch |"))
-    print()
-    print(f"median per-call times; ratio = ours / native; {'quick' if args.quick else 'full'} run")
-    print(f"took {wall:.1f} s")
-    if args.json:
-        payload = {
-            "quick": args.quick,
-            "wall_s": wall,
-            "environment": env,
-            "results": [asdict(result) for result in results],
-        }
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(payload, file, indent=2)
-    return 0
+    return bench_main(__doc__, run, partial(format_table, size_label="batch"), argv)
 
 
 if __name__ == "__main__":

@@ -12,28 +12,21 @@ not installed are skipped with a note. ``--quick`` takes fewer, shorter repeats.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import os
-import platform
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-import arraypenalties
 from arraypenalties import elastic_net, get_backend, l1, l2
 
 try:
-    from benchmarks._timing import compare
-except ImportError:  # a script, or loaded from its path: _timing.py sits next to this file
+    from benchmarks._cli import Case, Result, bench_main, format_table, installed_frameworks, timed
+except ImportError:  # a script, or loaded from its path: _cli.py sits next to this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _timing import compare
+    from _cli import Case, Result, bench_main, format_table, installed_frameworks, timed
 
 LAM = 0.01
 SIZES = (16, 1_000_000)
@@ -41,30 +34,6 @@ FULL = {"repeats": 25, "min_time": 0.02, "warmup": 3}
 QUICK = {"repeats": 5, "min_time": 0.005, "warmup": 2}
 
 Fn = Callable[[Any], Any]
-
-
-@dataclass(frozen=True)
-class Case:
-    framework: str
-    mode: str
-    case: str
-    size: int
-    ours: Callable[[], Any]
-    native: Callable[[], Any]
-    sync: Callable[[Any], Any] | None = None
-
-
-@dataclass(frozen=True)
-class Result:
-    framework: str
-    mode: str
-    case: str
-    size: int
-    ours_us: float  # medians
-    native_us: float
-    ratio: float
-    ours_min_us: float
-    native_min_us: float
 
 
 def _ours_l2(x: Any) -> Any:
@@ -153,104 +122,19 @@ def run(
     """
     settings = QUICK if quick else FULL
     results = []
-    for framework, cases in FRAMEWORKS.items():
-        if frameworks is not None and framework not in frameworks:
-            continue
-        if importlib.util.find_spec(framework) is None:
-            print(f"note: {framework} is not installed; its cases are skipped")
-            continue
-        if framework == "torch" and torch_threads:
-            import torch
-
-            torch.set_num_threads(torch_threads)
+    for _, cases in installed_frameworks(FRAMEWORKS, frameworks, torch_threads):
         for case in cases():
             # same math on both sides, else the ratio means nothing
             expected = np.asarray(case.native())
             np.testing.assert_allclose(np.asarray(case.ours()), expected, rtol=1e-3)
-            ours, native = compare(case.ours, case.native, sync=case.sync, **settings)
             results.append(
-                Result(
-                    case.framework,
-                    case.mode,
-                    case.case,
-                    case.size,
-                    ours.median * 1e6,
-                    native.median * 1e6,
-                    ours.median / native.median,
-                    ours.minimum * 1e6,
-                    native.minimum * 1e6,
-                )
+                Result(case.framework, case.mode, case.case, case.size, **timed(case, settings))
             )
     return results
 
 
-def environment() -> dict[str, Any]:
-    """Python, platform and the versions of the frameworks that were measured."""
-    info: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "arraypenalties": arraypenalties.__version__,
-    }
-    for name in FRAMEWORKS:
-        module = sys.modules.get(name)
-        if module is not None:
-            info[name] = module.__version__
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        info["torch_threads"] = torch.get_num_threads()
-    return info
-
-
-def _us(value: float) -> str:
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
-
-
-def format_table(results: list[Result]) -> str:
-    """The results as a markdown table."""
-    lines = [
-        "| framework | mode | case | size | ours µs | native µs | ratio |",
-        "|---|---|---|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r.framework} | {r.mode} | {r.case} | {r.size:,} | {_us(r.ours_us)} "
-        f"| {_us(r.native_us)} | {r.ratio:.2f} |"
-        for r in results
-    ]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter repeats (smoke run)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--frameworks", help="comma list, default: every installed one")
-    parser.add_argument(
-        "--torch-threads", type=int, default=1, help="torch intra-op threads; 0: torch's default"
-    )
-    args = parser.parse_args(argv)
-    frameworks = tuple(args.frameworks.split(",")) if args.frameworks else None
-
-    start = time.perf_counter()
-    results = run(quick=args.quick, frameworks=frameworks, torch_threads=args.torch_threads)
-    wall = time.perf_counter() - start
-    env = environment()
-    print(", ".join(f"{key} {value}" for key, value in env.items()))
-    print()
-    print(format_table(results))
-    print()
-    print(f"median per-call times; ratio = ours / native; {'quick' if args.quick else 'full'} run")
-    print(f"took {wall:.1f} s")
-    if args.json:
-        payload = {
-            "quick": args.quick,
-            "wall_s": wall,
-            "environment": env,
-            "results": [asdict(result) for result in results],
-        }
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(payload, file, indent=2)
-    return 0
+    return bench_main(__doc__, run, format_table, argv)
 
 
 if __name__ == "__main__":

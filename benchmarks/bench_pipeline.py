@@ -20,9 +20,6 @@ smaller input.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -34,9 +31,11 @@ import numpy as np
 from arraypenalties import Pipeline
 
 try:
+    from benchmarks._cli import build_parser, installed_frameworks, write_json
     from benchmarks._timing import compare
-except ImportError:  # run as a script: _timing.py sits next to this file
+except ImportError:  # run as a script: the helpers sit next to this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _cli import build_parser, installed_frameworks, write_json
     from _timing import compare
 
 WEIGHTS = {"l1": 1e-3, "l2": 1e-4, "entropy": 1e-2, "orthogonality": 1e-1}
@@ -223,16 +222,7 @@ def run(
     """Measure every installed framework (or ``frameworks``); see the module docstring."""
     settings, shape = (QUICK, QUICK_SHAPE) if quick else (FULL, SHAPE)
     rows: list[Row] = []
-    for name, make_rows in FRAMEWORKS.items():
-        if frameworks is not None and name not in frameworks:
-            continue
-        if importlib.util.find_spec(name) is None:
-            print(f"note: {name} is not installed; its cases are skipped")
-            continue
-        if name == "torch" and torch_threads:
-            import torch
-
-            torch.set_num_threads(torch_threads)
+    for _, make_rows in installed_frameworks(FRAMEWORKS, frameworks, torch_threads):
         rows.extend(make_rows(shape, settings))
     return rows
 
@@ -253,18 +243,11 @@ def format_table(rows: list[Row], shape: tuple[int, int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller input")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
-    parser.add_argument("--frameworks", help="comma list (default: torch,jax)")
-    parser.add_argument("--torch-threads", type=int, default=1, help="0 keeps torch's default")
-    args = parser.parse_args(argv)
-    frameworks = tuple(args.frameworks.split(",")) if args.frameworks else None
-    rows = run(quick=args.quick, frameworks=frameworks, torch_threads=args.torch_threads)
+    args = build_parser(__doc__, "fewer repeats, smaller input").parse_args(argv)
+    rows = run(quick=args.quick, frameworks=args.frameworks, torch_threads=args.torch_threads)
     print(format_table(rows, QUICK_SHAPE if args.quick else SHAPE))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"results": [asdict(row) for row in rows]}, handle, indent=2)
+        write_json(args.json, {"results": [asdict(row) for row in rows]})
     return 0
 
 

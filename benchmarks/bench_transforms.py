@@ -19,14 +19,9 @@ Frameworks that are not installed are skipped with a note.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -34,12 +29,10 @@ import numpy as np
 from arraypenalties import transforms as T
 
 try:
-    from benchmarks._timing import compare
-    from benchmarks.bench_penalties import Case, Result, environment, format_table
-except ImportError:  # a script, or loaded from its path: the helpers sit next to this file
+    from benchmarks._cli import Case, Result, bench_main, format_table, installed_frameworks, timed
+except ImportError:  # a script, or loaded from its path: _cli.py sits next to this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _timing import compare
-    from bench_penalties import Case, Result, environment, format_table
+    from _cli import Case, Result, bench_main, format_table, installed_frameworks, timed
 
 MAX_NORM = 1.0
 CLIP_FACTOR = 0.01
@@ -229,72 +222,22 @@ def run(
     settings = QUICK if quick else FULL
     divisor = 4 if quick else 1
     results = []
-    for framework, cases in FRAMEWORKS.items():
-        if frameworks is not None and framework not in frameworks:
-            continue
-        missing = [m for m in REQUIRES[framework] if importlib.util.find_spec(m) is None]
-        if missing:
-            print(f"note: {', '.join(missing)} not installed; the {framework} cases are skipped")
-            continue
-        if framework == "torch" and torch_threads:
-            import torch
-
-            torch.set_num_threads(torch_threads)
+    for _, cases in installed_frameworks(FRAMEWORKS, frameworks, torch_threads, REQUIRES):
         for case in cases(divisor):
             # same math on both sides (first call, on untouched gradients), else no ratio
             for ours, native in zip(_as_numpy(case.ours()), _as_numpy(case.native()), strict=True):
                 np.testing.assert_allclose(ours, native, rtol=1e-4, atol=1e-9)
-            ours_t, native_t = compare(case.ours, case.native, sync=case.sync, **settings)
             results.append(
-                Result(
-                    case.framework,
-                    case.mode,
-                    case.case,
-                    case.size,
-                    ours_t.median * 1e6,
-                    native_t.median * 1e6,
-                    ours_t.median / native_t.median,
-                    ours_t.minimum * 1e6,
-                    native_t.minimum * 1e6,
-                )
+                Result(case.framework, case.mode, case.case, case.size, **timed(case, settings))
             )
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a 1/16-size tree, few repeats")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--frameworks", help="comma list, default: every installed one")
-    parser.add_argument(
-        "--torch-threads", type=int, default=1, help="torch intra-op threads; 0: torch's default"
+    quick_help = "a 1/16-size tree, few repeats"
+    return bench_main(
+        __doc__, run, format_table, argv, quick_help=quick_help, extra_modules=("optax",)
     )
-    args = parser.parse_args(argv)
-    frameworks = tuple(args.frameworks.split(",")) if args.frameworks else None
-
-    start = time.perf_counter()
-    results = run(quick=args.quick, frameworks=frameworks, torch_threads=args.torch_threads)
-    wall = time.perf_counter() - start
-    env = environment()
-    optax_module = sys.modules.get("optax")
-    if optax_module is not None:
-        env["optax"] = optax_module.__version__
-    print(", ".join(f"{key} {value}" for key, value in env.items()))
-    print()
-    print(format_table(results))
-    print()
-    print(f"median per-call times; ratio = ours / native; {'quick' if args.quick else 'full'} run")
-    print(f"took {wall:.1f} s")
-    if args.json:
-        payload = {
-            "quick": args.quick,
-            "wall_s": wall,
-            "environment": env,
-            "results": [asdict(result) for result in results],
-        }
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(payload, file, indent=2)
-    return 0
 
 
 if __name__ == "__main__":

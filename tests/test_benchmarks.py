@@ -1,31 +1,113 @@
-"""The benchmark script stays runnable (a smoke run; no timing is asserted)."""
+"""The benchmark scripts stay runnable (a smoke run each; no timing is asserted)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import pathlib
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+INSTALLED = {name for name in ("torch", "jax") if importlib.util.find_spec(name)}
+
+Rows = list[dict[str, Any]]
 
 
-def test_quick_benchmark_runs_and_reports_ratios(tmp_path: pathlib.Path) -> None:
+def _penalties(payload: dict[str, Any], rows: Rows) -> None:
+    assert {row["framework"] for row in rows} >= {"numpy"}
+
+
+def _divergences(payload: dict[str, Any], rows: Rows) -> None:
+    assert {row["framework"] for row in rows} >= {"numpy"}
+    assert {row["case"] for row in rows} >= {"kl", "entropy"}
+    assert {row["shape"] for row in rows} == {"8x32", "64x4096"}
+
+
+def _gradient_penalty(payload: dict[str, Any], rows: Rows) -> None:
+    assert {row["framework"] for row in rows} == INSTALLED
+    for row in rows:
+        assert row["case"] == "WGAN-GP critic step" and row["size"] == 256
+
+
+def _transforms(payload: dict[str, Any], rows: Rows) -> None:
+    assert payload["quick"] is True
+    for row in rows:
+        assert row["size"] == 1_609_226  # the quick tree: ResNet-50 with widths / 4
+
+
+def _pipeline(payload: dict[str, Any], rows: Rows) -> None:
+    assert {row["framework"] for row in rows} == INSTALLED
+    assert len(rows) == 4 * len(INSTALLED)
+
+
+GP_SKIP = "the critic-step benchmark needs torch or jax; neither is installed"
+PIPELINE_SKIP = "the pipeline benchmark compares against torch and jax; neither is installed"
+
+# script, the key the ratio divides by, the script's own checks, why to skip without torch/jax
+SCRIPTS = [
+    ("bench_penalties.py", "native_us", _penalties, None),
+    ("bench_divergences.py", "native_us", _divergences, None),
+    ("bench_gradient_penalty.py", "native_us", _gradient_penalty, GP_SKIP),
+    ("bench_transforms.py", "native_us", _transforms, None),
+    ("bench_pipeline.py", "reference_us", _pipeline, PIPELINE_SKIP),
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "reference", "check"),
+    [
+        pytest.param(
+            script,
+            reference,
+            check,
+            id=script.removeprefix("bench_").removesuffix(".py"),
+            marks=[pytest.mark.skipif(not INSTALLED, reason=skip)] if skip else [],
+        )
+        for script, reference, check, skip in SCRIPTS
+    ],
+)
+def test_quick_benchmark_runs_and_reports_ratios(
+    tmp_path: pathlib.Path,
+    script: str,
+    reference: str,
+    check: Callable[[dict[str, Any], Rows], None],
+) -> None:
     out = tmp_path / "results.json"
     subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_penalties.py"),
-            "--quick",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--json", str(out)],
         check=True,
         capture_output=True,
         text=True,
     )
-    rows = json.loads(out.read_text())["results"]
-    assert {row["framework"] for row in rows} >= {"numpy"}
+    payload = json.loads(out.read_text())
+    rows = payload["results"]
+    check(payload, rows)
     for row in rows:
-        assert row["ours_us"] > 0 and row["native_us"] > 0
-        assert abs(row["ratio"] - row["ours_us"] / row["native_us"]) < 1e-9
+        assert row["ours_us"] > 0 and row[reference] > 0
+        assert abs(row["ratio"] - row["ours_us"] / row[reference]) < 1e-9
+
+
+def test_resnet50_shapes_are_the_real_ones() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_transforms import resnet50_shapes
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    torch_shapes = resnet50_shapes(layout="torch")
+    flax_shapes = resnet50_shapes(layout="flax")
+    assert len(torch_shapes) == 161
+    # torchvision's resnet50 has 25,557,032 parameters
+    assert sum(math.prod(shape) for shape in torch_shapes.values()) == 25_557_032
+    assert torch_shapes["conv1.weight"] == (64, 3, 7, 7) and flax_shapes["conv1.weight"] == (
+        7,
+        7,
+        3,
+        64,
+    )
+    assert torch_shapes["fc.weight"] == (1000, 2048) and flax_shapes["fc.weight"] == (2048, 1000)
