@@ -900,8 +900,16 @@ def test_zero_probability_in_both_is_exact_and_quiet(xp: Any, dtype_name: str) -
     assert_close(k3, _a(xp, expected, dtype_name), rtol=1e-5 if dtype_name == "float32" else 1e-12)
 
 
-def test_entropy_on_large_rows(ad_xp: Any, dtype_name: str) -> None:
-    # 80 000 elements: torch takes its batched-matmul path here (small inputs do not)
+@pytest.mark.parametrize("matmul_rows", [True, False], ids=["matmul-rows", "sum-rows"])
+def test_entropy_on_large_rows(
+    ad_xp: Any, dtype_name: str, matmul_rows: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # torch sums rows with a batched matmul above a size threshold: lowered here so that
+    # both paths run on 80 000 elements
+    import arraypenalties._logspace
+
+    threshold = 1 if matmul_rows else 10**12
+    monkeypatch.setattr(arraypenalties._logspace, "_MATMUL_MIN_ELEMENTS", threshold)
     host = log_softmax(np.random.default_rng(5).normal(size=(4, 20_000)) * 3, axis=-1)
     host[1, :10] = -np.inf
     host[1] = log_softmax(host[1])
