@@ -33,7 +33,6 @@ from arraypenalties._errors import (
     UnknownNameError,
 )
 from arraypenalties._reductions import as_array
-from arraypenalties._xp import get_xp
 from arraypenalties.backends import get_backend
 from arraypenalties.tracking import GradPlan, emit_events, tracked_gradients, warn_failures
 
@@ -357,7 +356,6 @@ class Composite:
         layout: dict[str, Any] = {}
 
         def run(arrays: Mapping[str, Array]) -> tuple[Array, Array]:
-            xp = get_xp(*arrays.values())
             if track:
                 values, norms = self._tracked_values(arrays, extra_args, layout)
             else:

@@ -22,6 +22,7 @@ from arraypenalties._checks import (
     check_reduction,
 )
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._norms import safe_sqrt, safe_vector_norm
 from arraypenalties._reductions import reduce
 from arraypenalties._xp import describe_type, get_xp
 from arraypenalties.backends import Backend, get_backend
@@ -29,10 +30,6 @@ from arraypenalties.backends import Backend, get_backend
 __all__ = ["gradient_penalty", "interpolated_gradient_penalty", "output_magnitude_penalty"]
 
 METHODS = ("auto", "torch.func")
-# backends whose vector_norm is one fused kernel with a zero (not NaN) derivative at 0;
-# elsewhere (jax: x / ‖x‖ is NaN at 0) the norm is a square root behind a double where.
-# torch: ~80 µs less per WGAN-GP step than the six extra small kernels of the where trick
-_FUSED_SAFE_NORM = frozenset({"torch"})
 
 
 def _check_fn(fn: object) -> None:
@@ -86,13 +83,6 @@ def _same_namespace(fn: Callable[[Any], Any], xp: Any) -> Callable[[Any], Any]:
     return checked
 
 
-def _safe_sqrt(squares: Any, xp: Any) -> Any:
-    """``sqrt`` with a zero (not infinite) derivative at 0: the "double where" trick."""
-    positive = squares > 0
-    root = xp.sqrt(xp.where(positive, squares, xp.ones_like(squares)))
-    return xp.where(positive, root, xp.zeros_like(squares))
-
-
 def _sum_of_squares(g: Any, axes: tuple[int, ...] | None, xp: Any) -> Any:
     """Σ g² over ``axes`` (all for None; none for ``()``, a 1-d batch of scalars)."""
     return g * g if axes == () else xp.sum(g * g, axis=axes)
@@ -127,10 +117,7 @@ def _penalty(
     if target == 0.0:  # (‖g‖ − 0)² = ‖g‖² without a square root
         per_sample = _sum_of_squares(g, others, xp)
     else:
-        if others != () and backend.name in _FUSED_SAFE_NORM:
-            norms = xp.linalg.vector_norm(g, axis=others)
-        else:
-            norms = _safe_sqrt(_sum_of_squares(g, others, xp), xp)
+        norms = safe_vector_norm(g, axis=others, xp=xp)  # zero derivative at g = 0
         deviation = norms - target
         per_sample = deviation * deviation
     return reduce(per_sample, "none" if batch_axis is None else "mean", xp=xp)
@@ -436,11 +423,11 @@ def output_magnitude_penalty(
     reduction = check_reduction(reduction, x)
     squares = x * x
     if reduction == "none":
-        magnitude = _safe_sqrt(squares, xp)  # |x| with the derivative 0 at 0 on every backend
+        magnitude = safe_sqrt(squares, xp)  # |x| with the derivative 0 at 0 on every backend
     else:
         total = xp.sum(squares) if reduction == "sum" else xp.mean(squares)
         if target == 0.0:
             return reduce(total, "none", xp=xp)  # (m − 0)² = m² without a square root
-        magnitude = _safe_sqrt(total, xp)
+        magnitude = safe_sqrt(total, xp)
     deviation = magnitude - target
     return reduce(deviation * deviation, "none", xp=xp)

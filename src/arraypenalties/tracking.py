@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from arraypenalties import _host, telemetry
 from arraypenalties._checks import check_real_floating
 from arraypenalties._errors import BackendError, GradientTrackingWarning, InvalidValueError, warn
+from arraypenalties._norms import vector_norm
 from arraypenalties._xp import get_xp
 from arraypenalties.backends import Backend, get_backend
 
@@ -51,7 +52,8 @@ class Tracked(NamedTuple):
     failures: dict[str, str]
 
 
-def _checked_backend(x: Array) -> Backend:
+def _checked_backend(x: Array) -> tuple[Backend, Any]:
+    """The backend and namespace of ``x``, which must be real floating and have gradients."""
     xp = get_xp(x, names=("x",))
     check_real_floating(x, "x", xp)
     backend = get_backend(x)
@@ -61,7 +63,7 @@ def _checked_backend(x: Array) -> Backend:
             "values only (use torch or jax, or numpy for finite differences)"
         )
         raise BackendError(msg)
-    return backend
+    return backend, xp
 
 
 def _failure(name: str, exc: Exception) -> str:
@@ -108,8 +110,7 @@ def tracked_gradients(plan: GradPlan, *, keep_graph: bool = False) -> Tracked:
     The total's norm is ``None`` when an entry failed (the total is not differentiable
     then either). ``keep_graph`` keeps the values differentiable (torch).
     """
-    backend = _checked_backend(plan.x)
-    xp = get_xp(plan.x)
+    backend, xp = _checked_backend(plan.x)
     failures: dict[str, str] = {}
     try:
         values, grads = backend.per_term_grads(plan.fns, plan.x, keep_graph=keep_graph)
@@ -117,13 +118,13 @@ def tracked_gradients(plan: GradPlan, *, keep_graph: bool = False) -> Tracked:
         raise
     except Exception:
         values, grads, failures = _one_by_one(backend, plan, keep_graph)
-    norms = [None if g is None else xp.sqrt(xp.sum(g * g)) for g in grads]
+    norms = [None if g is None else vector_norm(g, xp=xp) for g in grads]
     total_norm = None
     if not failures:
         total = xp.zeros_like(plan.x)
         for weight, grad in zip(plan.weights, grads, strict=True):
             total = total + weight * grad
-        total_norm = xp.sqrt(xp.sum(total * total))
+        total_norm = vector_norm(total, xp=xp)
     return Tracked(values, norms, total_norm, failures)
 
 

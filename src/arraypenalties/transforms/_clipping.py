@@ -10,6 +10,7 @@ import array_api_compat
 
 from arraypenalties._checks import check_real
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._norms import vector_norm
 from arraypenalties.transforms._base import (
     EmptyState,
     GradientTransformation,
@@ -40,11 +41,7 @@ class ClipByGlobalNormState(NamedTuple):
 
 def _norm(x: Any, xp: Any, axis: tuple[int, ...] | None = None) -> Any:
     """``‖x‖₂`` over ``axis`` (all axes when None); keeps dims when ``axis`` is given."""
-    keep = axis is not None
-    linalg = getattr(xp, "linalg", None)
-    if linalg is not None and hasattr(linalg, "vector_norm"):
-        return linalg.vector_norm(x, axis=axis, keepdims=keep)  # fused, one pass
-    return xp.sqrt(xp.sum(x * x, axis=axis, keepdims=keep))
+    return vector_norm(x, axis=axis, keepdims=axis is not None, xp=xp)
 
 
 def _global_norm(leaves: list[Any], xp: Any) -> Any:
