@@ -644,8 +644,14 @@ def test_fused_logsumexp_and_stop_gradient_per_backend(case: Any) -> None:
         # the fused kernel (a method of the built-in backend of this framework)
         assert primitives.logsumexp.__func__ is type(backend).logsumexp
         assert primitives.stop_gradient.__func__ is type(backend).stop_gradient
+        for kernel in ("kl_rows", "neg_entropy_rows"):
+            found = getattr(primitives, kernel)
+            if case.name == "torch":  # the one built-in backend with fused divergence kernels
+                assert found.__func__ is getattr(type(backend), kernel)
+            else:
+                assert found is None
     else:
-        assert primitives == (None, None)  # pure Array API fallback, identity
+        assert primitives == (None, None, None, None)  # pure Array API fallback, identity
     result = xp_module.logsumexp(x, axis=-1, keepdims=True, xp=case.xp)
     expected = np.log(1.0 + math.exp(-1.0))
     assert_close(result, case.xp.asarray([[expected]], dtype=case.xp.float64), rtol=1e-12)
@@ -904,12 +910,13 @@ def test_zero_probability_in_both_is_exact_and_quiet(xp: Any, dtype_name: str) -
 def test_entropy_on_large_rows(
     ad_xp: Any, dtype_name: str, matmul_rows: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # torch sums rows with a batched matmul above a size threshold: lowered here so that
-    # both paths run on 80 000 elements
-    import arraypenalties._logspace
+    # torch's kernel sums rows with a batched matmul (under autograd) above a size
+    # threshold: lowered here so that both paths run on 80 000 elements
+    if ad_xp.__name__ == "array_api_compat.torch":
+        from arraypenalties.backends import _torch_kernels
 
-    threshold = 1 if matmul_rows else 10**12
-    monkeypatch.setattr(arraypenalties._logspace, "_MATMUL_MIN_ELEMENTS", threshold)
+        threshold = 1 if matmul_rows else 10**12
+        monkeypatch.setattr(_torch_kernels, "MATMUL_MIN_ELEMENTS", threshold)
     host = log_softmax(np.random.default_rng(5).normal(size=(4, 20_000)) * 3, axis=-1)
     host[1, :10] = -np.inf
     host[1] = log_softmax(host[1])

@@ -17,7 +17,7 @@ from typing import Any
 from arraypenalties._checks import check_choice, check_real, check_real_floating
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
 from arraypenalties._reductions import reduce
-from arraypenalties._xp import get_xp, stop_gradient
+from arraypenalties._xp import fused_kernel, get_xp, stop_gradient
 
 REDUCTIONS = ("sum", "mean", "none")
 
@@ -194,31 +194,40 @@ def _clamp(x: Any, limit: float | None, xp: Any) -> Any:
 
 
 # XLA fuses a whole elementwise chain into one loop, but on the CPU a compare or a
-# select inside it does not vectorise (measured 3-4x slower than the plain KL): jax
-# gets a form built from min / max / multiply only.
+# select inside it does not vectorise (measured 3-6x slower than the plain KL), and
+# every further operation in the loop costs a few percent: jax gets a short form
+# built from max / multiply / add only.
 _FUSING = frozenset({"jax.numpy"})
+# (dtype type, dtype) -> 1 / smallest normal number (2^126 for float32)
+_INVERSE_TINY: dict[tuple[type, Any], float] = {}
+
+
+def _inverse_tiny(dtype: Any, xp: Any) -> float:
+    key = (type(dtype), dtype)
+    found = _INVERSE_TINY.get(key)
+    if found is None:
+        found = _INVERSE_TINY[key] = 1.0 / float(xp.finfo(dtype).smallest_normal)
+    return found
 
 
 def _kl_terms_without_select(p: Any, lp: Any, lq: Any, limit: float | None, xp: Any) -> Any:
     """``p·(log p − log q)`` per element from arithmetic alone (no compare, no ``where``).
 
-    Both log-probabilities are floored at the lowest finite value, so the
-    difference is finite and ``p·d`` is exactly 0 where ``p`` is 0. The ``+inf``
-    of ``q = 0 < p`` is restored by a constant (no gradient) indicator:
-    ``min(floor(log q) − log q, 1)`` is 1 exactly where ``log q = -inf``,
-    ``sign(p)`` is 1 exactly where ``p > 0``, and ``e / (1 − e)`` turns that 1
-    into ``+inf`` and a 0 into 0 (a product with constants would not: XLA folds
-    ``(e·big)·4`` into ``e·inf``). Values equal the masked form bit for bit
-    wherever they are finite.
-    Every ``max`` here has a derivative of 0 or 1, so gradients stay exact.
+    ``log p`` is floored at the lowest finite value ``low``, and ``log q`` at a
+    floor that depends on ``p``: ``low·(1 + p/tiny)`` (``tiny`` the smallest
+    normal number) is ``low`` where ``p = 0`` and overflows to ``-inf`` for every
+    ``p > 0``, down to the smallest subnormal (``p/tiny >= eps``, and
+    ``low·(1 + eps)`` rounds past the largest finite value). So where ``p = 0``
+    the difference is finite and the term exactly ``0·finite = 0`` (gradient 0),
+    and where ``p > 0`` both floors are no-ops: the term is the plain
+    ``p·(log p − log q)``, ``+inf`` where ``q = 0``. The floor carries no
+    gradient, and every ``max`` has a derivative of 0 or 1, so gradients are exact.
     """
     low = lowest(lp.dtype, xp)
-    lq_floor = floor_at(lq, low, xp)
-    d = _clamp(floor_at(lp, low, xp) - lq_floor, limit, xp)
     if limit is not None:  # the clipped log-ratio is finite even where q = 0
-        return p * d
-    q_zero_p_positive = stop_gradient(xp.sign(p) * cap_at(lq_floor - lq, 1.0, xp))
-    return p * (d + stop_gradient(q_zero_p_positive / (1.0 - q_zero_p_positive)))
+        return p * _clamp(floor_at(lp, low, xp) - floor_at(lq, low, xp), limit, xp)
+    floor_q = stop_gradient(low * (1.0 + p * _inverse_tiny(lp.dtype, xp)))
+    return p * (floor_at(lp, low, xp) - xp.maximum(lq, floor_q))
 
 
 def kl_terms(p: Any, lp: Any, lq: Any, limit: float | None, xp: Any) -> Any:
@@ -236,7 +245,14 @@ def kl_terms(p: Any, lp: Any, lq: Any, limit: float | None, xp: Any) -> Any:
 
 
 def kl_rows(lp: Any, lq: Any, axis: int, max_log_ratio: float | None, xp: Any) -> Any:
-    """Per-sample ``Σ p·(log p − log q)`` along ``axis`` (see :func:`kl_terms`)."""
+    """Per-sample ``Σ p·(log p − log q)`` along ``axis`` (see :func:`kl_terms`).
+
+    The backend's fused kernel where it has one (torch eager), this Array API form elsewhere.
+    """
+    if max_log_ratio is None:
+        kernel = fused_kernel(lp, "kl_rows")
+        if kernel is not None:
+            return kernel(lp, lq, axis=axis)
     return xp.sum(kl_terms(xp.exp(lp), lp, lq, max_log_ratio, xp), axis=axis)
 
 
@@ -254,26 +270,17 @@ def symmetric_kl_rows(lp: Any, lq: Any, axis: int, max_log_ratio: float | None, 
     return 0.5 * xp.sum(ratio * (p - q), axis=axis)
 
 
-# Above ~32 MB glibc serves each temporary with fresh mmap'd pages, and the page faults of
-# a full-size product temporary cost more than the arithmetic: measured on torch CPU
-# (float32), the matmul row sum is faster from [512, 32000] (99 vs 121 ms) on, slower up to
-# [256, 32000] (22 vs 17 ms) and at [256, 1024] (588 vs 313 µs).
-_MATMUL_MIN_ELEMENTS = (1 << 23) + 1
-
-
 def neg_entropy_rows(lp: Any, axis: int, xp: Any) -> Any:
     """Per-sample ``Σ p·log p`` along ``axis`` (``−H``), 0 where ``p`` is 0.
 
+    The backend's fused kernel where it has one (torch eager). Otherwise
     ``log p`` is floored at the dtype's lowest finite value first: a no-op
     wherever ``p > 0``, and it turns ``0 · (-inf)`` into ``0 · finite = 0``
     with a zero gradient, in one elementwise pass (a mask and a ``where`` take two).
     """
-    large = math.prod(lp.shape) >= _MATMUL_MIN_ELEMENTS
-    if xp.__name__ == "array_api_compat.torch" and axis == lp.ndim - 1 and large:
-        # a batched matmul multiplies and sums in one kernel, without a full-size
-        # product temporary (see _MATMUL_MIN_ELEMENTS for when that pays)
-        p, floored = xp.exp(lp), floor_at(lp, lowest(lp.dtype, xp), xp)
-        return xp.matmul(xp.expand_dims(p, axis=-2), xp.expand_dims(floored, axis=-1))[..., 0, 0]
+    kernel = fused_kernel(lp, "neg_entropy_rows")
+    if kernel is not None:
+        return kernel(lp, axis=axis)
     # one expression: numpy reuses the buffers of temporaries (fresh allocations of
     # large arrays are the dominant cost on small machines, page faults included)
     return xp.sum(xp.exp(lp) * floor_at(lp, lowest(lp.dtype, xp), xp), axis=axis)

@@ -19,7 +19,7 @@ import array_api_compat
 
 from arraypenalties._errors import InvalidTypeError
 
-__all__ = ["describe_type", "device_of", "get_xp", "logsumexp", "stop_gradient"]
+__all__ = ["describe_type", "device_of", "fused_kernel", "get_xp", "logsumexp", "stop_gradient"]
 
 _NAMESPACE_BY_TYPE: dict[type, Any] = {}
 
@@ -155,14 +155,16 @@ def logsumexp_array_api(
 
 # ---------------------------------------------------------------- autodiff primitives
 #
-# DESIGN: penalties never import ``backends`` except for the two primitives the
-# Array API standard lacks. They reach them here, looked up once per array type
-# (the hot path is one dict lookup and one call).
+# DESIGN: penalties never import ``backends`` except for the primitives the Array
+# API standard lacks (``stop_gradient``, fused kernels). They reach them here,
+# looked up once per array type (the hot path is one dict lookup and one call).
 
 
 class _Primitives(NamedTuple):
     stop_gradient: Callable[[Any], Any] | None  # None: no autodiff, identity
     logsumexp: Callable[..., Any] | None  # None: the pure Array API version
+    kl_rows: Callable[..., Any] | None  # None: the Array API form in _logspace
+    neg_entropy_rows: Callable[..., Any] | None  # likewise
 
 
 _PRIMITIVES_BY_TYPE: dict[type, _Primitives] = {}
@@ -199,10 +201,15 @@ def _load_primitives(x: Any) -> _Primitives:
     if backend is None:
         backend = get_backend(x)
     if not backend.exact:  # finite differences or values only: nothing to stop
-        return _Primitives(None, None)
-    if type(backend).logsumexp is Backend.logsumexp:  # autodiff without a fused kernel
-        return _Primitives(backend.stop_gradient, None)
-    return _Primitives(backend.stop_gradient, backend.logsumexp)
+        return _Primitives(None, None, None, None)
+
+    def fused(name: str) -> Callable[..., Any] | None:  # None where the default is kept
+        overridden = getattr(type(backend), name) is not getattr(Backend, name)
+        return getattr(backend, name) if overridden else None
+
+    return _Primitives(
+        backend.stop_gradient, fused("logsumexp"), fused("kl_rows"), fused("neg_entropy_rows")
+    )
 
 
 def _torch_is_compiling(kind: type) -> bool:
@@ -227,6 +234,19 @@ def stop_gradient(x: Any, /) -> Any:
     """``x`` as a constant for autodiff: the backend's ``stop_gradient``, else ``x`` itself."""
     stop = _primitives(x).stop_gradient
     return x if stop is None else stop(x)
+
+
+def fused_kernel(x: Any, name: str, /) -> Callable[..., Any] | None:
+    """The backend's fused kernel ``name`` (``"kl_rows"``, ``"neg_entropy_rows"``) for
+    arrays like ``x``, else None.
+
+    None under ``torch.compile`` too: the compiler fuses the Array API form into
+    one loop, which beats an eager kernel traced into the graph.
+    """
+    kernel: Callable[..., Any] | None = getattr(_primitives(x), name)
+    if kernel is None or _torch_is_compiling(type(x)):
+        return None
+    return kernel
 
 
 def logsumexp(x: Any, /, *, axis: int, keepdims: bool = False, xp: Any) -> Any:

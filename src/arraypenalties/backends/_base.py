@@ -18,7 +18,8 @@ class Backend:
 
     Subclasses implement :meth:`value_and_grad`, :meth:`stop_gradient`,
     :meth:`logsumexp` and :meth:`uniform`; :meth:`grad` and :meth:`per_term_grads`
-    have generic versions that frameworks override when they can do better.
+    have generic versions that frameworks override when they can do better, and
+    :meth:`kl_rows` and :meth:`neg_entropy_rows` are optional fused kernels.
 
     Attributes
     ----------
@@ -79,6 +80,23 @@ class Backend:
         self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Array:
         """Numerically stable ``log Σ exp(x)`` over ``axis``."""
+        raise NotImplementedError
+
+    def kl_rows(self, lp: Array, lq: Array, /, *, axis: int) -> Array:
+        """Optional fused kernel: per-row ``Σ p·(log p − log q)`` along ``axis``, ``p = e^log p``.
+
+        Terms with ``p = 0`` are exactly 0 with a zero gradient (also where
+        ``log q = -inf``), ``p > 0 = q`` gives ``+inf``. Backends without one keep
+        this default, and the divergences use their Array API form.
+        """
+        raise NotImplementedError
+
+    def neg_entropy_rows(self, lp: Array, /, *, axis: int) -> Array:
+        """Optional fused kernel: per-row ``Σ p·log p`` along ``axis``, terms 0 where ``p = 0``.
+
+        Gradients finite everywhere (0 where ``p = 0``). Backends without one keep
+        this default, and the divergences use their Array API form.
+        """
         raise NotImplementedError
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:

@@ -9,6 +9,7 @@ import torch
 import torch.func
 
 from arraypenalties._errors import BackendError
+from arraypenalties.backends import _torch_kernels
 from arraypenalties.backends._base import (
     Array,
     Backend,
@@ -197,6 +198,12 @@ class TorchBackend(Backend):
     ) -> Array:
         dim = tuple(range(x.ndim)) if axis is None else axis
         return torch.logsumexp(x, dim=dim, keepdim=keepdims)
+
+    def kl_rows(self, lp: Array, lq: Array, /, *, axis: int) -> Array:
+        return _torch_kernels.kl_rows(lp, lq, axis)
+
+    def neg_entropy_rows(self, lp: Array, /, *, axis: int) -> Array:
+        return _torch_kernels.neg_entropy_rows(lp, axis)
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         generator: torch.Generator | None

@@ -1,0 +1,225 @@
+"""The torch kernels (``backends/_torch_kernels.py``): both paths of each against closed forms.
+
+``kl_divergence`` on eager torch tensors runs the KL kernel: the in-place path when
+nothing needs a gradient, the autograd Function (hand-written backward, double
+backward, ``torch.func`` rules) otherwise; ``entropy`` runs the entropy kernel.
+Every expected value is a float64 closed form or scipy computed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.special import entr, rel_entr
+
+torch = pytest.importorskip("torch", reason="the kernel is torch's own")
+
+from arraypenalties import entropy_value, kl_divergence  # noqa: E402
+from arraypenalties.backends import _torch_kernels  # noqa: E402
+
+INF = np.inf
+# rows with every zero-probability pattern: -inf in p, in q, in both, p underflowing
+# to 0 against q = 0 (the term is 0, as for p = 0), one-hot, an ordinary row, and
+# p > 0 = q (+inf)
+LP = np.asarray(
+    [
+        [0.0, -INF, -INF, -INF],
+        [np.log(0.5), np.log(0.25), -INF, np.log(0.25)],
+        [np.log(0.7), -800.0, np.log(0.3) - 1e-9, -INF],
+        [np.log(0.1), np.log(0.2), np.log(0.3), np.log(0.4)],
+        [np.log(0.5), np.log(0.5), -INF, -INF],
+    ]
+)
+LQ = np.asarray(
+    [
+        [np.log(0.5), -INF, np.log(0.5), -INF],
+        [np.log(0.25), np.log(0.25), -INF, np.log(0.5)],
+        [np.log(0.6), -INF, np.log(0.4), -INF],
+        [np.log(0.4), np.log(0.3), np.log(0.2), np.log(0.1)],
+        [0.0, -INF, -INF, -INF],
+    ]
+)
+
+
+def _rows_reference(lp: np.ndarray, lq: np.ndarray, axis: int = -1) -> np.ndarray:
+    with np.errstate(under="ignore"):
+        return rel_entr(np.exp(lp), np.exp(lq)).sum(axis)
+
+
+def _closed_form_grads(lp: np.ndarray, lq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # ∂/∂log p = p·(log p − log q + 1), ∂/∂log q = −p, both 0 where p = 0
+    p = np.exp(lp)
+    with np.errstate(invalid="ignore"):
+        ratio = np.where(p > 0, lp - lq, 0.0)
+    return p * (ratio + 1.0), -p
+
+
+def _t(values: np.ndarray, dtype: Any, requires_grad: bool = False) -> Any:
+    return torch.tensor(values, dtype=dtype, requires_grad=requires_grad)
+
+
+DTYPES = [pytest.param(torch.float32, id="float32"), pytest.param(torch.float64, id="float64")]
+
+
+def _tol(dtype: Any) -> dict[str, float]:
+    return {"rtol": 2e-6, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 0.0}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["in-place", "autograd"])
+def test_both_paths_give_exact_rows_and_leave_inputs_alone(dtype: Any, requires_grad: bool) -> None:
+    lp, lq = _t(LP, dtype, requires_grad), _t(LQ, dtype)
+    rows = _torch_kernels.kl_rows(lp, lq, -1)
+    assert rows.requires_grad is requires_grad
+    np.testing.assert_allclose(rows.detach().numpy(), _rows_reference(LP, LQ), **_tol(dtype))
+    np.testing.assert_array_equal(lp.detach().numpy(), LP.astype(lp.detach().numpy().dtype))
+    np.testing.assert_array_equal(lq.numpy(), LQ.astype(lq.numpy().dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_no_grad_mode_takes_the_in_place_path_on_grad_requiring_inputs(dtype: Any) -> None:
+    lp = _t(LP, dtype, requires_grad=True)
+    with torch.no_grad():
+        rows = _torch_kernels.kl_rows(lp, _t(LQ, dtype), -1)
+    assert not rows.requires_grad
+    np.testing.assert_allclose(rows.numpy(), _rows_reference(LP, LQ), **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_any_axis_of_a_3d_non_contiguous_input(dtype: Any, axis: int) -> None:
+    lp3 = np.moveaxis(np.stack([LP, LP[::-1]]), -1, axis)
+    lq3 = np.moveaxis(np.stack([LQ, LQ[::-1]]), -1, axis)
+    lp = torch.tensor(np.ascontiguousarray(np.swapaxes(lp3, 0, -1)), dtype=dtype).transpose(0, -1)
+    assert not lp.is_contiguous() or lp.ndim == 1
+    for requires_grad in (False, True):
+        leaf = lp.clone().requires_grad_(requires_grad)
+        rows = _torch_kernels.kl_rows(leaf, _t(lq3, dtype), axis)
+        expected = _rows_reference(lp3, lq3, axis)
+        np.testing.assert_allclose(rows.detach().numpy(), expected, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("which", ["both", "p", "q"])
+def test_hand_written_backward_matches_the_closed_form(dtype: Any, which: str) -> None:
+    finite = np.isfinite(_rows_reference(LP, LQ))  # +inf rows promise no gradient
+    lp = _t(LP[finite], dtype, which in ("both", "p"))
+    lq = _t(LQ[finite], dtype, which in ("both", "q"))
+    weights = _t(np.linspace(-2.0, 3.0, int(finite.sum())), dtype)
+    total = (_torch_kernels.kl_rows(lp, lq, -1) * weights).sum()
+    leaves = [leaf for leaf in (lp, lq) if leaf.requires_grad]
+    found = torch.autograd.grad(total, leaves)
+    grads = dict(zip([id(leaf) for leaf in leaves], found, strict=True))
+    closed_p, closed_q = _closed_form_grads(LP[finite], LQ[finite])
+    w = weights.numpy()[:, None]
+    for leaf, closed in ((lp, closed_p), (lq, closed_q)):
+        if leaf.requires_grad:
+            grad = grads[id(leaf)].numpy()
+            assert np.all(np.isfinite(grad))
+            np.testing.assert_allclose(grad, w * closed, **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_double_backward_matches_the_closed_form_hessian(dtype: Any) -> None:
+    # H·v for f = Σ p(log p − log q): ∂²/∂log p² = p(r + 2) (diagonal), ∂²/∂log p ∂log q = −p,
+    # ∂²/∂log q² = 0, with r the log-ratio; 0 wherever p = 0
+    finite = np.isfinite(_rows_reference(LP, LQ))
+    lp_np, lq_np = LP[finite], LQ[finite]
+    lp, lq = _t(lp_np, dtype, True), _t(lq_np, dtype, True)
+    v_p = np.random.default_rng(0).standard_normal(lp_np.shape)
+    v_q = np.random.default_rng(1).standard_normal(lp_np.shape)
+    grad_p, grad_q = torch.autograd.grad(
+        _torch_kernels.kl_rows(lp, lq, -1).sum(), (lp, lq), create_graph=True
+    )
+    directional = (grad_p * _t(v_p, dtype)).sum() + (grad_q * _t(v_q, dtype)).sum()
+    hv_p, hv_q = torch.autograd.grad(directional, (lp, lq))
+    p = np.exp(lp_np)
+    with np.errstate(invalid="ignore"):
+        ratio = np.where(p > 0, lp_np - lq_np, 0.0)
+    np.testing.assert_allclose(hv_p.numpy(), p * (ratio + 2.0) * v_p - p * v_q, **_tol(dtype))
+    np.testing.assert_allclose(hv_q.numpy(), -p * v_p, **_tol(dtype))
+
+
+# torch's forward-mode decompositions are registered through torch.jit.script, which
+# warns about its own deprecation the first time a dual tensor is made
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_torch_func_grad_vmap_and_jvp(dtype: Any) -> None:
+    finite = np.isfinite(_rows_reference(LP, LQ))
+    lp_np, lq_np = LP[finite], LQ[finite]
+    lp, lq = _t(lp_np, dtype), _t(lq_np, dtype)
+    closed_p, closed_q = _closed_form_grads(lp_np, lq_np)
+
+    def total(a: Any, b: Any) -> Any:
+        return _torch_kernels.kl_rows(a, b, -1).sum()
+
+    grad_p, grad_q = torch.func.grad(total, argnums=(0, 1))(lp, lq)
+    np.testing.assert_allclose(grad_p.numpy(), closed_p, **_tol(dtype))
+    np.testing.assert_allclose(grad_q.numpy(), closed_q, **_tol(dtype))
+    per_row = torch.func.vmap(lambda a, b: _torch_kernels.kl_rows(a, b, 0))(lp, lq)
+    np.testing.assert_allclose(per_row.numpy(), _rows_reference(lp_np, lq_np), **_tol(dtype))
+    tangent = np.random.default_rng(2).standard_normal(lp_np.shape)
+    expected_change = (closed_p * tangent).sum(-1)
+    _, change = torch.func.jvp(
+        lambda a: _torch_kernels.kl_rows(a, lq, -1), (lp,), (_t(tangent, dtype),)
+    )
+    np.testing.assert_allclose(change.numpy(), expected_change, **_tol(dtype))
+    # a dual tensor that also requires grad goes through the Function's own jvp rule
+    with torch.autograd.forward_ad.dual_level():
+        dual = torch.autograd.forward_ad.make_dual(lp.requires_grad_(True), _t(tangent, dtype))
+        rows = _torch_kernels.kl_rows(dual, lq, -1)
+        change = torch.autograd.forward_ad.unpack_dual(rows).tangent
+    np.testing.assert_allclose(change.detach().numpy(), expected_change, **_tol(dtype))
+
+
+def test_kl_divergence_uses_the_kernel_on_eager_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    original = _torch_kernels.kl_rows
+
+    def counting(lp: Any, lq: Any, axis: int) -> Any:
+        calls.append(axis)
+        return original(lp, lq, axis)
+
+    monkeypatch.setattr(_torch_kernels, "kl_rows", counting)
+    p, q = _t(LP[3:], torch.float64), _t(LQ[3:], torch.float64)
+    kl_divergence(p, q)
+    kl_divergence(p, q, direction="reverse")
+    assert calls == [1, 1]
+    kl_divergence(p, q, max_log_ratio=5.0)  # the clipped form is the Array API one
+    assert calls == [1, 1]
+
+
+ENTROPY_LP = np.asarray([[0.0, -INF, -INF], [np.log(0.2), np.log(0.8), -INF], [-800.0, 0.0, -INF]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["in-place", "autograd"])
+def test_entropy_kernel_paths(dtype: Any, requires_grad: bool) -> None:
+    lp = _t(ENTROPY_LP, dtype, requires_grad)
+    rows = _torch_kernels.neg_entropy_rows(lp, 1)
+    with np.errstate(under="ignore"):
+        expected = -entr(np.exp(ENTROPY_LP)).sum(-1)
+    np.testing.assert_allclose(rows.detach().numpy(), expected, **_tol(dtype))
+    unchanged = ENTROPY_LP.astype(rows.detach().numpy().dtype)
+    np.testing.assert_array_equal(lp.detach().numpy(), unchanged)
+    if requires_grad:
+        (grad,) = torch.autograd.grad(rows.sum(), lp)
+        p = np.exp(ENTROPY_LP)
+        with np.errstate(invalid="ignore"):
+            closed = np.where(p > 0, p * (ENTROPY_LP + 1.0), 0.0)
+        np.testing.assert_allclose(grad.numpy(), closed, **_tol(dtype))
+
+
+def test_entropy_uses_the_kernel_on_eager_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    original = _torch_kernels.neg_entropy_rows
+
+    def counting(lp: Any, axis: int) -> Any:
+        calls.append(axis)
+        return original(lp, axis)
+
+    monkeypatch.setattr(_torch_kernels, "neg_entropy_rows", counting)
+    entropy_value(_t(ENTROPY_LP, torch.float64))
+    assert calls == [1]
