@@ -915,8 +915,8 @@ def test_entropy_on_large_rows(
     if ad_xp.__name__ == "array_api_compat.torch":
         from arraypenalties.backends import _torch_kernels
 
-        threshold = 1 if matmul_rows else 10**12
-        monkeypatch.setattr(_torch_kernels, "MATMUL_MIN_ELEMENTS", threshold)
+        threshold = 0 if matmul_rows else 10**12
+        monkeypatch.setattr(_torch_kernels, "LARGE_BYTES", threshold)
     host = log_softmax(np.random.default_rng(5).normal(size=(4, 20_000)) * 3, axis=-1)
     host[1, :10] = -np.inf
     host[1] = log_softmax(host[1])

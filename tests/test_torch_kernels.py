@@ -56,6 +56,12 @@ def _closed_form_grads(lp: np.ndarray, lq: np.ndarray) -> tuple[np.ndarray, np.n
     return p * (ratio + 1.0), -p
 
 
+@pytest.fixture(autouse=True)
+def every_size_is_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels decline small inputs under autograd; here every input is large."""
+    monkeypatch.setattr(_torch_kernels, "LARGE_BYTES", 0)
+
+
 def _t(values: np.ndarray, dtype: Any, requires_grad: bool = False) -> Any:
     return torch.tensor(values, dtype=dtype, requires_grad=requires_grad)
 
@@ -174,6 +180,27 @@ def test_torch_func_grad_vmap_and_jvp(dtype: Any) -> None:
     np.testing.assert_allclose(change.detach().numpy(), expected_change, **_tol(dtype))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_inputs_under_autograd_are_declined(
+    dtype: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_torch_kernels, "LARGE_BYTES", 32 << 20)  # the real threshold
+    lp, lq = _t(LP, dtype, True), _t(LQ, dtype)
+    assert _torch_kernels.kl_rows(lp, lq, -1) is None
+    assert _torch_kernels.neg_entropy_rows(lp, -1) is None
+    # without autograd the in-place paths run at any size
+    np.testing.assert_allclose(
+        _torch_kernels.kl_rows(lp.detach(), lq, -1).numpy(), _rows_reference(LP, LQ), **_tol(dtype)
+    )
+    # declined inputs get the Array API form: same values, closed-form gradients
+    finite = np.isfinite(_rows_reference(LP, LQ))
+    lp = _t(LP[finite], dtype, True)
+    (grad,) = torch.autograd.grad(kl_divergence(lp, _t(LQ[finite], dtype), reduction="sum"), lp)
+    np.testing.assert_allclose(
+        grad.numpy(), _closed_form_grads(LP[finite], LQ[finite])[0], **_tol(dtype)
+    )
+
+
 def test_kl_divergence_uses_the_kernel_on_eager_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     original = _torch_kernels.kl_rows
@@ -198,6 +225,8 @@ ENTROPY_LP = np.asarray([[0.0, -INF, -INF], [np.log(0.2), np.log(0.8), -INF], [-
 @pytest.mark.parametrize("requires_grad", [False, True], ids=["in-place", "autograd"])
 def test_entropy_kernel_paths(dtype: Any, requires_grad: bool) -> None:
     lp = _t(ENTROPY_LP, dtype, requires_grad)
+    if requires_grad:  # the matmul row sum is for the last axis only
+        assert _torch_kernels.neg_entropy_rows(lp.T, 0) is None
     rows = _torch_kernels.neg_entropy_rows(lp, 1)
     with np.errstate(under="ignore"):
         expected = -entr(np.exp(ENTROPY_LP)).sum(-1)

@@ -249,10 +249,10 @@ def kl_rows(lp: Any, lq: Any, axis: int, max_log_ratio: float | None, xp: Any) -
 
     The backend's fused kernel where it has one (torch eager), this Array API form elsewhere.
     """
-    if max_log_ratio is None:
-        kernel = fused_kernel(lp, "kl_rows")
-        if kernel is not None:
-            return kernel(lp, lq, axis=axis)
+    kernel = fused_kernel(lp, "kl_rows") if max_log_ratio is None else None
+    rows = None if kernel is None else kernel(lp, lq, axis=axis)
+    if rows is not None:  # None: no kernel, or it declined these inputs
+        return rows
     return xp.sum(kl_terms(xp.exp(lp), lp, lq, max_log_ratio, xp), axis=axis)
 
 
@@ -279,8 +279,9 @@ def neg_entropy_rows(lp: Any, axis: int, xp: Any) -> Any:
     with a zero gradient, in one elementwise pass (a mask and a ``where`` take two).
     """
     kernel = fused_kernel(lp, "neg_entropy_rows")
-    if kernel is not None:
-        return kernel(lp, axis=axis)
+    rows = None if kernel is None else kernel(lp, axis=axis)
+    if rows is not None:  # None: no kernel, or it declined these inputs
+        return rows
     # one expression: numpy reuses the buffers of temporaries (fresh allocations of
     # large arrays are the dominant cost on small machines, page faults included)
     return xp.sum(xp.exp(lp) * floor_at(lp, lowest(lp.dtype, xp), xp), axis=axis)

@@ -82,7 +82,7 @@ class Backend:
         """Numerically stable ``log Σ exp(x)`` over ``axis``."""
         raise NotImplementedError
 
-    def kl_rows(self, lp: Array, lq: Array, /, *, axis: int) -> Array:
+    def kl_rows(self, lp: Array, lq: Array, /, *, axis: int) -> Array | None:
         """Optional fused kernel: per-row ``Σ p·(log p − log q)`` along ``axis``, ``p = e^log p``.
 
         Terms with ``p = 0`` are exactly 0 with a zero gradient (also where
@@ -91,11 +91,11 @@ class Backend:
         """
         raise NotImplementedError
 
-    def neg_entropy_rows(self, lp: Array, /, *, axis: int) -> Array:
+    def neg_entropy_rows(self, lp: Array, /, *, axis: int) -> Array | None:
         """Optional fused kernel: per-row ``Σ p·log p`` along ``axis``, terms 0 where ``p = 0``.
 
-        Gradients finite everywhere (0 where ``p = 0``). Backends without one keep
-        this default, and the divergences use their Array API form.
+        Gradients finite everywhere (0 where ``p = 0``). Optional and may return
+        None, as :meth:`kl_rows`.
         """
         raise NotImplementedError
 

@@ -199,10 +199,10 @@ class TorchBackend(Backend):
         dim = tuple(range(x.ndim)) if axis is None else axis
         return torch.logsumexp(x, dim=dim, keepdim=keepdims)
 
-    def kl_rows(self, lp: Array, lq: Array, /, *, axis: int) -> Array:
+    def kl_rows(self, lp: Array, lq: Array, /, *, axis: int) -> Array | None:
         return _torch_kernels.kl_rows(lp, lq, axis)
 
-    def neg_entropy_rows(self, lp: Array, /, *, axis: int) -> Array:
+    def neg_entropy_rows(self, lp: Array, /, *, axis: int) -> Array | None:
         return _torch_kernels.neg_entropy_rows(lp, axis)
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
