@@ -178,6 +178,17 @@ def test_torch_func_grad_vmap_and_jvp(dtype: Any) -> None:
         rows = _torch_kernels.kl_rows(dual, lq, -1)
         change = torch.autograd.forward_ad.unpack_dual(rows).tangent
     np.testing.assert_allclose(change.detach().numpy(), expected_change, **_tol(dtype))
+    # a tangent of log q alone, then of both
+    tangent_q = np.random.default_rng(3).standard_normal(lp_np.shape)
+    change_q = (closed_q * tangent_q).sum(-1)
+    forward_ad = torch.autograd.forward_ad
+    for with_p, expected in ((False, change_q), (True, expected_change + change_q)):
+        with forward_ad.dual_level():
+            dual_q = forward_ad.make_dual(_t(lq_np, dtype, True), _t(tangent_q, dtype))
+            dual_p = forward_ad.make_dual(lp, _t(tangent, dtype)) if with_p else lp
+            rows = _torch_kernels.kl_rows(dual_p, dual_q, -1)
+            change = forward_ad.unpack_dual(rows).tangent
+        np.testing.assert_allclose(change.detach().numpy(), expected, **_tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

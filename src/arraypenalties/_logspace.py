@@ -17,14 +17,14 @@ from typing import Any
 from arraypenalties._checks import check_choice, check_real, check_real_floating
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
 from arraypenalties._reductions import reduce
-from arraypenalties._xp import fused_kernel, get_xp, stop_gradient
+from arraypenalties._xp import get_xp, run_fused, stop_gradient
 
 REDUCTIONS = ("sum", "mean", "none")
 
 # (dtype type, dtype) -> the dtype computations run in (float16 / bfloat16 -> float32)
 _WORKING: dict[tuple[type, Any], Any] = {}
-# (dtype type, dtype) -> the lowest finite value of the dtype, as a Python float
-_LOWEST: dict[tuple[type, Any], float] = {}
+# (dtype type, dtype, finfo attribute) -> its value as a Python float
+_FINFO: dict[tuple[type, Any, str], float] = {}
 
 
 def working_dtype(dtype: Any, xp: Any) -> Any:
@@ -38,10 +38,15 @@ def working_dtype(dtype: Any, xp: Any) -> Any:
 
 def lowest(dtype: Any, xp: Any) -> float:
     """The most negative finite value of ``dtype`` (cached)."""
-    key = (type(dtype), dtype)
-    found = _LOWEST.get(key)
+    return _finfo(dtype, "min", xp)
+
+
+def _finfo(dtype: Any, name: str, xp: Any) -> float:
+    """``xp.finfo(dtype).<name>`` as a Python float (cached)."""
+    key = (type(dtype), dtype, name)
+    found = _FINFO.get(key)
     if found is None:
-        found = _LOWEST[key] = float(xp.finfo(dtype).min)
+        found = _FINFO[key] = float(getattr(xp.finfo(dtype), name))
     return found
 
 
@@ -198,16 +203,6 @@ def _clamp(x: Any, limit: float | None, xp: Any) -> Any:
 # every further operation in the loop costs a few percent: jax gets a short form
 # built from max / multiply / add only.
 _FUSING = frozenset({"jax.numpy"})
-# (dtype type, dtype) -> 1 / smallest normal number (2^126 for float32)
-_INVERSE_TINY: dict[tuple[type, Any], float] = {}
-
-
-def _inverse_tiny(dtype: Any, xp: Any) -> float:
-    key = (type(dtype), dtype)
-    found = _INVERSE_TINY.get(key)
-    if found is None:
-        found = _INVERSE_TINY[key] = 1.0 / float(xp.finfo(dtype).smallest_normal)
-    return found
 
 
 def _kl_terms_without_select(p: Any, lp: Any, lq: Any, limit: float | None, xp: Any) -> Any:
@@ -226,7 +221,8 @@ def _kl_terms_without_select(p: Any, lp: Any, lq: Any, limit: float | None, xp: 
     low = lowest(lp.dtype, xp)
     if limit is not None:  # the clipped log-ratio is finite even where q = 0
         return p * _clamp(floor_at(lp, low, xp) - floor_at(lq, low, xp), limit, xp)
-    floor_q = stop_gradient(low * (1.0 + p * _inverse_tiny(lp.dtype, xp)))
+    inverse_tiny = 1.0 / _finfo(lp.dtype, "smallest_normal", xp)  # 2^126 for float32
+    floor_q = stop_gradient(low * (1.0 + p * inverse_tiny))
     return p * (floor_at(lp, low, xp) - xp.maximum(lq, floor_q))
 
 
@@ -249,9 +245,8 @@ def kl_rows(lp: Any, lq: Any, axis: int, max_log_ratio: float | None, xp: Any) -
 
     The backend's fused kernel where it has one (torch eager), this Array API form elsewhere.
     """
-    kernel = fused_kernel(lp, "kl_rows") if max_log_ratio is None else None
-    rows = None if kernel is None else kernel(lp, lq, axis=axis)
-    if rows is not None:  # None: no kernel, or it declined these inputs
+    rows = None if max_log_ratio is not None else run_fused("kl_rows", lp, lq, axis=axis)
+    if rows is not None:
         return rows
     return xp.sum(kl_terms(xp.exp(lp), lp, lq, max_log_ratio, xp), axis=axis)
 
@@ -278,9 +273,8 @@ def neg_entropy_rows(lp: Any, axis: int, xp: Any) -> Any:
     wherever ``p > 0``, and it turns ``0 · (-inf)`` into ``0 · finite = 0``
     with a zero gradient, in one elementwise pass (a mask and a ``where`` take two).
     """
-    kernel = fused_kernel(lp, "neg_entropy_rows")
-    rows = None if kernel is None else kernel(lp, axis=axis)
-    if rows is not None:  # None: no kernel, or it declined these inputs
+    rows = run_fused("neg_entropy_rows", lp, axis=axis)
+    if rows is not None:
         return rows
     # one expression: numpy reuses the buffers of temporaries (fresh allocations of
     # large arrays are the dominant cost on small machines, page faults included)

@@ -19,7 +19,7 @@ import array_api_compat
 
 from arraypenalties._errors import InvalidTypeError
 
-__all__ = ["describe_type", "device_of", "fused_kernel", "get_xp", "logsumexp", "stop_gradient"]
+__all__ = ["describe_type", "device_of", "get_xp", "logsumexp", "run_fused", "stop_gradient"]
 
 _NAMESPACE_BY_TYPE: dict[type, Any] = {}
 
@@ -236,17 +236,18 @@ def stop_gradient(x: Any, /) -> Any:
     return x if stop is None else stop(x)
 
 
-def fused_kernel(x: Any, name: str, /) -> Callable[..., Any] | None:
-    """The backend's fused kernel ``name`` (``"kl_rows"``, ``"neg_entropy_rows"``) for
-    arrays like ``x``, else None.
+def run_fused(name: str, x: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """``kernel(x, *args, **kwargs)`` with the backend's fused kernel ``name``
+    (``"kl_rows"``, ``"neg_entropy_rows"``) for arrays like ``x``.
 
-    None under ``torch.compile`` too: the compiler fuses the Array API form into
-    one loop, which beats an eager kernel traced into the graph.
+    None when the backend has no such kernel, when the kernel declines these
+    inputs, and under ``torch.compile``: the compiler fuses the caller's Array API
+    form into one loop, which beats an eager kernel traced into the graph.
     """
     kernel: Callable[..., Any] | None = getattr(_primitives(x), name)
     if kernel is None or _torch_is_compiling(type(x)):
         return None
-    return kernel
+    return kernel(x, *args, **kwargs)
 
 
 def logsumexp(x: Any, /, *, axis: int, keepdims: bool = False, xp: Any) -> Any:

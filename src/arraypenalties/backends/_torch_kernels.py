@@ -57,25 +57,27 @@ class _KLRows(torch.autograd.Function):
             return None, None, None
         lp, lq, p, ratio = ctx.saved_tensors
         grad = grad_rows.unsqueeze(ctx.axis)
-        if torch.is_grad_enabled():  # create_graph: a gradient that is differentiable again
+        create_graph = torch.is_grad_enabled()
+        if create_graph:  # rebuilt from the inputs: a gradient that is differentiable again
             p = torch.exp(lp)
-            ratio = torch.where(p > 0, lp - lq, 0.0)
-            grad_lp = (p + p * ratio) * grad if ctx.needs_input_grad[0] else None
-            grad_lq = -p * grad if ctx.needs_input_grad[1] else None
-            return grad_lp, grad_lq, None
-        grad_lp = torch.addcmul(p, p, ratio).mul_(grad) if ctx.needs_input_grad[0] else None
-        grad_lq = torch.mul(p, grad.neg()) if ctx.needs_input_grad[1] else None
+            ratio = _masked_log_ratio(lp, lq, p)
+        grad_lp = grad_lq = None
+        if ctx.needs_input_grad[0]:
+            grad_lp = torch.addcmul(p, p, ratio)
+            grad_lp = grad_lp * grad if create_graph else grad_lp.mul_(grad)
+        if ctx.needs_input_grad[1]:
+            grad_lq = p * grad.neg()
         return grad_lp, grad_lq, None
 
     @staticmethod
     def jvp(ctx: Any, tangent_lp: Any, tangent_lq: Any, _axis: Any) -> tuple[Any, None, None]:
         p, ratio = ctx.saved_tensors
-        change = torch.zeros_like(p)
+        change: Any = 0.0  # only a tangent of log q: 0 − Σ p·t
         if tangent_lp is not None:
-            change = change + torch.addcmul(p, p, ratio) * tangent_lp
+            change = torch.sum(torch.addcmul(p, p, ratio) * tangent_lp, dim=ctx.axis)
         if tangent_lq is not None:
-            change = change - p * tangent_lq
-        return torch.sum(change, dim=ctx.axis), None, None
+            change = change - torch.sum(p * tangent_lq, dim=ctx.axis)
+        return change, None, None
 
 
 # Above 32 MiB glibc serves every allocation with fresh mmap'd pages (below it, with
