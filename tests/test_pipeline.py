@@ -20,6 +20,7 @@ from arraypenalties import (
     l1,
     l2,
     pipeline,
+    register_penalty,
 )
 from arraypenalties.testing import assert_close
 
@@ -32,7 +33,7 @@ def _rel(dtype_name: str) -> float:
     return 1e-6 if dtype_name == "float32" else 1e-12
 
 
-def sum_of_x(x: Any) -> Any:  # module level: importable, so it can go into a config
+def sum_of_x(x: Any) -> Any:  # registered below, so it can go into a config
     return x.__array_namespace__().sum(x) if hasattr(x, "__array_namespace__") else x.sum()
 
 
@@ -214,8 +215,8 @@ def test_bad_fn_and_name() -> None:
         Pipeline().add("a", 3)  # type: ignore[arg-type]
     with pytest.raises(InvalidTypeError, match="`name` must be a non-empty str"):
         Pipeline().add("", "l1")
-    with pytest.raises(InvalidValueError, match="cannot be imported"):
-        Pipeline().add("a", "arraypenalties.penalties:nothing_here")
+    with pytest.raises(UnknownNameError, match="nothing named in a config is imported"):
+        Pipeline().add("a", "arraypenalties.penalties:l1")  # import paths are not names
 
 
 def test_non_scalar_output_names_the_entry(xp: Any) -> None:
@@ -263,6 +264,9 @@ def test_config_round_trip_through_json() -> None:
         .add("sq", l2, weight=0.5, opts={"reduction": "mean"}, enabled=False)
         .add("custom", sum_of_x, differentiable=False)
     )
+    with pytest.raises(InvalidValueError, match="entry 'custom' cannot be written"):
+        p.to_config()  # an unregistered function has no name a config could hold
+    register_penalty("test_pipeline.sum_of_x", sum_of_x)
     config = json.loads(json.dumps(p.to_config()))
     assert config["entries"][0] == {
         "name": "l1",
@@ -273,7 +277,7 @@ def test_config_round_trip_through_json() -> None:
         "differentiable": True,
     }
     assert config["entries"][1]["fn"] == "l2"  # the function object maps back to its built-in
-    assert config["entries"][2]["fn"] == f"{__name__}:sum_of_x"
+    assert config["entries"][2]["fn"] == "test_pipeline.sum_of_x"
     rebuilt = Pipeline.from_config(config)
     assert rebuilt.name == "reg" and rebuilt.names == p.names
     for old, new in zip(p, rebuilt, strict=True):

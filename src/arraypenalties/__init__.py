@@ -8,6 +8,7 @@ Importing this package imports no array framework.
 """
 
 from arraypenalties import backends, schedules, telemetry, transforms
+from arraypenalties._entries import register_penalty
 from arraypenalties._errors import (
     ArrayPenaltiesError,
     BackendError,
@@ -74,6 +75,7 @@ __all__ = [
     "pipeline",
     "pipeline_grad_norms",
     "register_backend",
+    "register_penalty",
     "schedules",
     "telemetry",
     "total_grad_norm",

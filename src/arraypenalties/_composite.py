@@ -178,8 +178,19 @@ class Composite:
         return {"name": self._name, "entries": [entry_config(e) for e in self._entries]}
 
     @classmethod
-    def from_config(cls: type[_P], config: Mapping[str, Any] | object) -> _P:
-        """Rebuild a pipeline from :meth:`to_config` data (unknown keys raise)."""
+    def from_config(
+        cls: type[_P],
+        config: Mapping[str, Any] | object,
+        *,
+        registry: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> _P:
+        """Rebuild a pipeline from :meth:`to_config` data (unknown keys raise).
+
+        A config is data, never code: each entry's ``fn`` must be a built-in name,
+        a name given to :func:`~arraypenalties.register_penalty`, or a key of
+        ``registry``. Any other string (an import path included) raises
+        :class:`~arraypenalties.UnknownNameError`; nothing is imported or called.
+        """
         if not isinstance(config, Mapping):
             msg = f"`config` must be a mapping; got {type(config).__name__}"
             raise InvalidTypeError(msg)
@@ -195,7 +206,7 @@ class Composite:
                 msg = f"each entry of `config` needs 'name' and 'fn'; got {dict(item)!r}"
                 raise InvalidValueError(msg)
             fields = {k: v for k, v in item.items() if k not in ("name", "fn")}
-            built = built._added(make_entry(item["name"], item["fn"], **fields))
+            built = built._added(make_entry(item["name"], item["fn"], registry=registry, **fields))
         return built
 
     # -------------------------------------------------------------- computation

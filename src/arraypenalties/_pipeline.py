@@ -78,8 +78,8 @@ class Pipeline(Composite):
         """A pipeline with one more entry.
 
         ``fn`` is a callable ``fn(x, **opts) -> 0-d array``, a built-in name (l1,
-        l2, elastic_net, entropy, orthogonality, output_magnitude) or an import path
-        ``"package.module:function"``. Duplicate names raise ``ValueError``.
+        l2, elastic_net, entropy, orthogonality, output_magnitude) or a name given
+        to :func:`~arraypenalties.register_penalty`. Duplicate names raise ``ValueError``.
         """
         if isinstance(fn, str) and input_count(fn) == 2:
             msg = (
@@ -255,9 +255,9 @@ def pipeline(
         else:
             msg = f"each spec must be a built-in name or (name, options); got {spec!r}"
             raise InvalidTypeError(msg)
-        if not isinstance(builtin, str) or ":" in builtin:
-            msg = f"specs name built-in penalties; got {builtin!r}"
-            raise InvalidValueError(msg)
+        if not isinstance(builtin, str):
+            msg = f"specs name built-in or registered penalties; got {builtin!r}"
+            raise InvalidTypeError(msg)
         check_keys(options, _SPEC_KEYS, f"the spec of {builtin!r}")
         entry_name = options.get("name", builtin)
         fields = {k: v for k, v in options.items() if k != "name"}
