@@ -37,8 +37,9 @@ class OutputTerms:
     tracked: bool = False
 
     def keys(self, names: Sequence[str], tracked_names: Sequence[str]) -> list[str]:
-        """The metric keys of ``values + weighted + [total] + norms``, in stacking order."""
-        keys = [*names, *(f"{name}_weighted" for name in names), "total"]
+        """The metric keys of :meth:`parts`, in order (as ``Pipeline.compute`` orders them)."""
+        keys = [key for name in names for key in (name, f"{name}_weighted")]
+        keys.append("total")
         if self.tracked:
             keys += [
                 f"{name}_grad_norm"
@@ -48,6 +49,12 @@ class OutputTerms:
             if self.total_norm:
                 keys.append("total_grad_norm")
         return keys
+
+
+    def parts(self) -> list[torch.Tensor]:
+        """Value and weighted value of each entry, the total, then the gradient norms."""
+        pairs = zip(self.values, self.weighted, strict=True)
+        return [*(part for pair in pairs for part in pair), self.total, *self.norms]
 
 
 def _bind(entry: Entry) -> Callable[[torch.Tensor], torch.Tensor]:

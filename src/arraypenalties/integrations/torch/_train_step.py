@@ -127,7 +127,7 @@ class TrainStep:
                 terms = self._output.terms(out, self._output_weights, track=track)
                 penalty = penalty + terms.total
                 keys += terms.keys(self._output.names, self._output.tracked_names)
-                parts += [*terms.values, *terms.weighted, terms.total, *terms.norms]
+                parts += terms.parts()
             for name, term in self._parameters.items():
                 raw = term.raw()
                 weighted = self._param_weights[name] * raw
@@ -336,11 +336,11 @@ def make_train_step(
     check_optimizer(optimizer)
     output = None if penalties is None else OutputPenalties(penalties)
     parameters = _parameter_terms(module, parameter_penalties)
-    owns_activity = activity is not None and not isinstance(activity, ActivityRegularizer)
-    regularizer = ActivityRegularizer(model, activity) if owns_activity else activity  # type: ignore[arg-type]
-    if regularizer is not None and not isinstance(regularizer, ActivityRegularizer):
+    owns_activity = isinstance(activity, Mapping)
+    if not (owns_activity or activity is None or isinstance(activity, ActivityRegularizer)):
         msg = f"`activity` must be an ActivityRegularizer, a mapping or None; got {activity!r}"
         raise InvalidTypeError(msg)
+    regularizer = ActivityRegularizer(model, activity) if owns_activity else activity  # type: ignore[arg-type]
     allowed = [*(output.all_names if output else ()), *(f"param/{n}" for n in parameters)]
     allowed += [f"activity/{p}" for p in (regularizer.paths if regularizer else ())]
     schedule = _schedule(weight_schedules, allowed)
