@@ -20,7 +20,7 @@ from arraypenalties._pipeline import Pipeline
 from arraypenalties._xp import describe_type
 from arraypenalties.tracking import GradPlan, tracked_gradients
 
-__all__ = ["OutputPenalties", "OutputTerms"]
+__all__ = ["OutputPenalties", "OutputTerms", "add_all"]
 
 
 @dataclass
@@ -97,7 +97,7 @@ class OutputPenalties:
             msg = f"output penalties need the model output to be a tensor; got {describe_type(out)}"
             raise InvalidTypeError(msg)
         values: list[Any] = [None] * len(self.entries)
-        result = OutputTerms(out.new_zeros(()), [], [], tracked=track)
+        result = OutputTerms(out, [], [], tracked=track)  # the total is set below
         if track and self._tracked:
             plan = GradPlan(
                 self.tracked_names,
@@ -118,6 +118,15 @@ class OutputPenalties:
             value = values[index] if values[index] is not None else fn(out)
             result.values.append(self._checked(index, value, out))
         result.weighted = [w * v for w, v in zip(weights, result.values, strict=True)]
-        for term in result.weighted:
-            result.total = result.total + term
+        result.total = add_all(result.weighted, out)
         return result
+
+
+def add_all(terms: Sequence[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """``Σ terms`` without a leading zero (one addition fewer), or a 0-d zero of ``like``."""
+    if not terms:
+        return like.new_zeros(())
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total

@@ -15,7 +15,7 @@ from arraypenalties._xp import describe_type
 from arraypenalties.integrations.torch._activity import ActivityRegularizer
 from arraypenalties.integrations.torch._common import check_int, check_opts, inner_module
 from arraypenalties.integrations.torch._loss import ParameterTerm, parameter_term
-from arraypenalties.integrations.torch._output import OutputPenalties
+from arraypenalties.integrations.torch._output import OutputPenalties, add_all
 from arraypenalties.integrations.torch._transforms import TransformRunner, check_optimizer
 from arraypenalties.schedules import WeightSchedule, weight_schedule
 from arraypenalties.tracking import warn_failures
@@ -122,25 +122,26 @@ class TrainStep:
         with self._context():
             out = self.model(inputs)
             base = self.loss_fn(out, targets)
-            penalty = base.new_zeros(())
+            added: list[torch.Tensor] = []  # what the penalties add to the loss
             if self._output is not None:
                 terms = self._output.terms(out, self._output_weights, track=track)
-                penalty = penalty + terms.total
+                added.append(terms.total)
                 keys += terms.keys(self._output.names, self._output.tracked_names)
                 parts += terms.parts()
             for name, term in self._parameters.items():
                 raw = term.raw()
                 weighted = self._param_weights[name] * raw
-                penalty = penalty + weighted
+                added.append(weighted)
                 keys += [f"param/{name}", f"param/{name}_weighted"]
                 parts += [raw, weighted]
             if self.activity is not None:
                 total, raws, weighted_terms = self.activity.collect()
-                penalty = penalty + total
+                added.append(total)
                 for path in self.activity.paths:
                     keys += [f"activity/{path}", f"activity/{path}_weighted"]
                 for raw, weighted in zip(raws, weighted_terms, strict=True):
                     parts += [raw, weighted]
+            penalty = add_all(added, base)
             loss = base + penalty
         loss.backward()
         if self.transforms is not None:
@@ -158,13 +159,14 @@ class TrainStep:
     @staticmethod
     def _metrics(keys: list[str], parts: list[torch.Tensor]) -> dict[str, Any]:
         """Every metric from ONE host transfer (and, distributed, ONE all-reduce)."""
-        detached = [part.detach() for part in parts]
-        dtype = torch.float64 if any(p.dtype == torch.float64 for p in detached) else torch.float32
-        stacked = torch.stack([part.to(dtype) for part in detached])
-        world = _world_size()
-        if world > 1:
-            dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
-            stacked = stacked / world
+        with torch.no_grad():
+            dtype = torch.float64 if any(p.dtype == torch.float64 for p in parts) else None
+            dtype = dtype or torch.float32
+            stacked = torch.stack([p if p.dtype == dtype else p.to(dtype) for p in parts])
+            world = _world_size()
+            if world > 1:
+                dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
+                stacked = stacked / world
         return dict(zip(keys, _host.to_floats(stacked), strict=True))
 
     def _add_tracking(

@@ -112,7 +112,10 @@ class TransformRunner:
         self._params = _optimizer_params(optimizer)
         self._layout = self._current_layout()
         self.names = None if self._name_of is None else _names(self._params, self._name_of)
-        self.state = self._tx.init(self._tree([param.detach() for param in self._params]))
+        # the parameters themselves (transforms are pure and run under no_grad): a detached
+        # view would go stale when `module.to()` swaps `param.data`
+        self._param_tree = self._tree(list(self._params))
+        self.state = self._tx.init(self._param_tree)
 
     def _current_layout(self) -> list[int]:
         return [id(param) for group in self._optimizer.param_groups for param in group["params"]]
@@ -127,7 +130,8 @@ class TransformRunner:
         params = _optimizer_params(self._optimizer)
         names = None if self._name_of is None else _names(params, self._name_of)
         old_names, self.names = self.names, names
-        fresh = self._tx.init(self._tree([param.detach() for param in params]))
+        param_tree = self._tree(list(params))
+        fresh = self._tx.init(param_tree)
         if flatten(fresh)[1] != flatten(self.state)[1]:
             self.names = old_names
             msg = (
@@ -136,7 +140,7 @@ class TransformRunner:
                 "apply_transforms (or make_train_step) again after adding the group"
             )
             raise InvalidValueError(msg)
-        self._params = params
+        self._params, self._param_tree = params, param_tree
 
     def apply(self) -> None:
         """Transform the current gradients now.
@@ -150,11 +154,10 @@ class TransformRunner:
             self._layout = layout
         with torch.no_grad():
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._params]
-            params = [p.detach() for p in self._params]
             # the grads are ours to replace: let the transforms write into them
             with overwrite_updates():
                 new_tree, self.state = self._tx.update(
-                    self._tree(grads), self.state, self._tree(params)
+                    self._tree(grads), self.state, self._param_tree
                 )
             # by name, not flatten order: dict leaves come out in sorted-key order
             new_grads = new_tree if self.names is None else [new_tree[n] for n in self.names]
