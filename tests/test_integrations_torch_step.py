@@ -120,7 +120,9 @@ def test_train_step_matches_the_hand_written_loop() -> None:
         }
         assert list(ours[index]) == list(expected)
         for key, value in expected.items():
-            assert ours[index][key] == pytest.approx(float(value.detach()), rel=1e-12, abs=1e-15), key
+            assert ours[index][key] == pytest.approx(float(value.detach()), rel=1e-12, abs=1e-15), (
+                key
+            )
     for (name, a), b in zip(model.named_parameters(), by_hand.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14, msg=name)
 
@@ -324,3 +326,28 @@ def test_make_train_step_bad_input() -> None:
     step = make_train_step(model, mse, optimizer, penalties=bad)
     with pytest.raises(InvalidValueError, match="entry 'vector' must return a 0-d tensor"):
         step(*_batches(1)[0])
+
+
+def test_a_schedule_function_can_count_in_epochs() -> None:
+    model = _model()
+    by_epoch = weight_schedule({"l2": linear(0.0, 1.0, steps=2)})
+    seen: list[float] = []
+    step = make_train_step(
+        model,
+        mse,
+        torch.optim.SGD(model.parameters(), lr=1e-3),
+        penalties=Pipeline().add("l2", "l2", weight=0.0),
+        weight_schedules=lambda step, total: by_epoch(step / 4, total),
+        log=lambda metrics, index: seen.append(metrics["l2_weighted"] / metrics["l2"]),
+    )
+    for x, y in _batches(10):
+        step(x, y)
+    assert seen == pytest.approx([min(i / 8, 1.0) for i in range(10)], abs=1e-15)
+    wrong = make_train_step(
+        model,
+        mse,
+        torch.optim.SGD(model.parameters(), lr=1e-3),
+        weight_schedules=lambda s, t: {"x": 1.0},
+    )
+    with pytest.raises(UnknownNameError, match=r"names \['x'\], which are not penalties"):
+        wrong(*_batches(1)[0])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -76,7 +76,8 @@ class TrainStep:
         activity: ActivityRegularizer | None,
         owns_activity: bool,
         transforms: TransformRunner | None,
-        schedule: WeightSchedule | None,
+        schedule: Schedule | None,
+        allowed: list[str] | None,
         total_steps: int | None,
         track_every: int,
         log: Callable[[dict[str, Any], int], Any] | None,
@@ -86,7 +87,7 @@ class TrainStep:
         self._output, self._parameters = output, parameters
         self.activity, self._owns_activity = activity, owns_activity
         self.transforms = transforms
-        self._schedule, self._total = schedule, total_steps
+        self._schedule, self._allowed, self._total = schedule, allowed, total_steps
         self._track_every, self._log, self._autocast = track_every, log, autocast
         self._output_weights = [e.weight for e in output.entries] if output else []
         self._param_weights = {name: term.weight for name, term in parameters.items()}
@@ -96,6 +97,8 @@ class TrainStep:
         if self._schedule is None:
             return
         weights = self._schedule(step, self._total)
+        if self._allowed is not None:
+            _check_names(weights, self._allowed)
         if self._output is not None:
             self._output_weights = [
                 weights.get(name, weight)
@@ -200,20 +203,32 @@ class TrainStep:
             self.activity.remove()
 
 
-def _schedule(spec: object, allowed: list[str]) -> WeightSchedule | None:
+Schedule = Callable[[int, "int | None"], Mapping[str, float]]
+
+
+def _schedule(spec: object, allowed: list[str]) -> tuple[Schedule | None, bool]:
+    """The schedule and whether its names still need checking at every step (a plain callable)."""
     if spec is None:
-        return None
-    schedule = spec if isinstance(spec, WeightSchedule) else None
-    if schedule is None and isinstance(spec, Mapping):
-        schedule = weight_schedule(spec)
-    if schedule is None:
-        msg = f"`weight_schedules` must be a WeightSchedule, a mapping or None; got {spec!r}"
-        raise InvalidTypeError(msg)
-    unknown = [name for name in schedule.schedules if name not in allowed]
+        return None, False
+    if isinstance(spec, Mapping):
+        spec = weight_schedule(spec)
+    if isinstance(spec, WeightSchedule):
+        _check_names(spec.schedules, allowed)
+        return spec, False
+    if callable(spec):
+        return spec, True  # type: ignore[return-value]
+    msg = (
+        "`weight_schedules` must be a WeightSchedule, a mapping, a function "
+        f"(step, total_steps) -> {{name: weight}} or None; got {spec!r}"
+    )
+    raise InvalidTypeError(msg)
+
+
+def _check_names(names: Iterable[str], allowed: list[str]) -> None:
+    unknown = [name for name in names if name not in allowed]
     if unknown:
         msg = f"`weight_schedules` names {unknown}, which are not penalties here; known: {allowed}"
         raise UnknownNameError(msg)
-    return schedule
 
 
 def _runner(
@@ -237,7 +252,7 @@ def make_train_step(
     parameter_penalties: Mapping[str, tuple[Any, ...]] | None = None,
     activity: ActivityRegularizer | Mapping[str, Any] | None = None,
     transforms: GradientTransformation | None = None,
-    weight_schedules: WeightSchedule | Mapping[str, Any] | None = None,
+    weight_schedules: WeightSchedule | Mapping[str, Any] | Schedule | None = None,
     total_steps: int | None = None,
     track_every: int = 0,
     log: Callable[[dict[str, Any], int], Any] | None = None,
@@ -273,9 +288,13 @@ def make_train_step(
         Applied to the gradients of every parameter of ``optimizer`` after
         ``backward()``. The trees are dicts keyed by the model's parameter
         names when the model names every optimizer parameter, else lists.
-    weight_schedules : WeightSchedule or mapping, optional
-        Evaluated at every step as ``schedule(step, total_steps)``; its names
-        are output entry names, ``"param/<name>"`` or ``"activity/<path>"``.
+    weight_schedules : WeightSchedule, mapping or callable, optional
+        Evaluated at every step as ``schedule(step, total_steps)``, returning
+        ``{name: weight}``; names are output entry names, ``"param/<name>"``
+        or ``"activity/<path>"`` (unknown names raise). A mapping goes through
+        :func:`~arraypenalties.schedules.weight_schedule`; a function can
+        change units, e.g. epochs:
+        ``lambda step, total: by_epoch(step / steps_per_epoch, epochs)``.
     total_steps : int, optional
         The run's length, for schedules whose duration is "the whole run".
     track_every : int, default 0
@@ -345,7 +364,7 @@ def make_train_step(
     regularizer = ActivityRegularizer(model, activity) if owns_activity else activity  # type: ignore[arg-type]
     allowed = [*(output.all_names if output else ()), *(f"param/{n}" for n in parameters)]
     allowed += [f"activity/{p}" for p in (regularizer.paths if regularizer else ())]
-    schedule = _schedule(weight_schedules, allowed)
+    schedule, check_every_step = _schedule(weight_schedules, allowed)
     track = check_int(track_every, "track_every", low=0)
     steps = None if total_steps is None else check_int(total_steps, "total_steps", low=1)
     if log is not None and not callable(log):
@@ -362,6 +381,7 @@ def make_train_step(
         owns_activity=owns_activity,
         transforms=_runner(optimizer, transforms, module),
         schedule=schedule,
+        allowed=allowed if check_every_step else None,
         total_steps=steps,
         track_every=track,
         log=log,
