@@ -13,6 +13,7 @@ from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownN
 from arraypenalties._pipeline import Pipeline
 from arraypenalties._xp import describe_type
 from arraypenalties.integrations.torch._common import (
+    check_bool,
     check_penalty,
     check_weight,
     inner_module,
@@ -111,9 +112,7 @@ class ActivityRegularizer:
                 f"weight) or Pipeline; got {penalties!r}"
             )
             raise InvalidTypeError(msg)
-        if not isinstance(per_sample, bool):
-            msg = f"`per_sample` must be a bool; got {per_sample!r}"
-            raise InvalidTypeError(msg)
+        check_bool(per_sample, "per_sample")
         modules = dict(module.named_modules())
         self.per_sample = per_sample
         self.paths: tuple[str, ...] = tuple(penalties)

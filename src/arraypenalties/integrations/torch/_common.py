@@ -13,6 +13,8 @@ from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownN
 from arraypenalties._xp import describe_type
 
 __all__ = [
+    "check_bool",
+    "check_callable",
     "check_int",
     "check_opts",
     "check_penalty",
@@ -27,7 +29,8 @@ def check_penalty(penalty: object, name: str) -> Callable[..., Any]:
     if isinstance(penalty, str):
         if BUILTINS.get(penalty, ("", 0))[1] != 1:
             one_input = sorted(key for key, (_, count) in BUILTINS.items() if count == 1)
-            msg = f"`{name}` {penalty!r} is not a one-input built-in penalty; use one of {one_input}"
+            msg = f"`{name}` {penalty!r} is not a one-input built-in penalty; use one of "
+            msg += str(one_input)
             raise UnknownNameError(msg)
         return resolve(penalty, param=name)
     if not callable(penalty):
@@ -36,7 +39,7 @@ def check_penalty(penalty: object, name: str) -> Callable[..., Any]:
             f"got {describe_type(penalty)}"
         )
         raise InvalidTypeError(msg)
-    return penalty  # type: ignore[no-any-return]
+    return penalty
 
 
 def check_weight(weight: object, name: str) -> float:
@@ -63,13 +66,15 @@ def inner_module(model: object, name: str = "model") -> torch.nn.Module:
     if not isinstance(model, torch.nn.Module):
         msg = f"`{name}` must be a torch.nn.Module; got {describe_type(model)}"
         raise InvalidTypeError(msg)
+    module: torch.nn.Module = model
     while True:
-        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
-            model = model._orig_mod  # torch._dynamo's OptimizedModule
-        else:
-            return model
+        if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+            module = module.module
+            continue
+        original = getattr(module, "_orig_mod", None)  # torch._dynamo's OptimizedModule
+        if not isinstance(original, torch.nn.Module):
+            return module
+        module = original
 
 
 def zero_like_module(module: torch.nn.Module) -> torch.Tensor:
@@ -78,6 +83,19 @@ def zero_like_module(module: torch.nn.Module) -> torch.Tensor:
         if param.is_floating_point():
             return torch.zeros((), dtype=param.dtype, device=param.device)
     return torch.zeros(())
+
+
+def check_callable(value: object, name: str, what: str) -> None:
+    if not callable(value):
+        msg = f"`{name}` must be {what}; got {describe_type(value)}"
+        raise InvalidTypeError(msg)
+
+
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        msg = f"`{name}` must be a bool; got {value!r}"
+        raise InvalidTypeError(msg)
+    return value
 
 
 def check_int(value: object, name: str, *, low: int) -> int:

@@ -50,7 +50,6 @@ class OutputTerms:
                 keys.append("total_grad_norm")
         return keys
 
-
     def parts(self) -> list[torch.Tensor]:
         """Value and weighted value of each entry, the total, then the gradient norms."""
         pairs = zip(self.values, self.weighted, strict=True)

@@ -11,9 +11,13 @@ import torch.distributed as dist
 
 from arraypenalties import _host
 from arraypenalties._errors import InvalidTypeError, UnknownNameError
-from arraypenalties._xp import describe_type
 from arraypenalties.integrations.torch._activity import ActivityRegularizer
-from arraypenalties.integrations.torch._common import check_int, check_opts, inner_module
+from arraypenalties.integrations.torch._common import (
+    check_callable,
+    check_int,
+    check_opts,
+    inner_module,
+)
 from arraypenalties.integrations.torch._loss import ParameterTerm, parameter_term
 from arraypenalties.integrations.torch._output import OutputPenalties, add_all
 from arraypenalties.integrations.torch._transforms import TransformRunner, check_optimizer
@@ -146,7 +150,7 @@ class TrainStep:
                     parts += [raw, weighted]
             penalty = add_all(added, base)
             loss = base + penalty
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         if self.transforms is not None:
             self.transforms.apply()
         self.optimizer.step()
@@ -216,7 +220,7 @@ def _schedule(spec: object, allowed: list[str]) -> tuple[Schedule | None, bool]:
         _check_names(spec.schedules, allowed)
         return spec, False
     if callable(spec):
-        return spec, True  # type: ignore[return-value]
+        return spec, True
     msg = (
         "`weight_schedules` must be a WeightSchedule, a mapping, a function "
         f"(step, total_steps) -> {{name: weight}} or None; got {spec!r}"
@@ -229,6 +233,16 @@ def _check_names(names: Iterable[str], allowed: list[str]) -> None:
     if unknown:
         msg = f"`weight_schedules` names {unknown}, which are not penalties here; known: {allowed}"
         raise UnknownNameError(msg)
+
+
+def _activity(model: torch.nn.Module, activity: object) -> tuple[ActivityRegularizer | None, bool]:
+    """The regularizer, and whether the step made it (and so removes its hooks on close)."""
+    if activity is None or isinstance(activity, ActivityRegularizer):
+        return activity, False
+    if isinstance(activity, Mapping):
+        return ActivityRegularizer(model, activity), True
+    msg = f"`activity` must be an ActivityRegularizer, a mapping or None; got {activity!r}"
+    raise InvalidTypeError(msg)
 
 
 def _runner(
@@ -351,25 +365,18 @@ def make_train_step(
     (0.0, 1)
     """
     module = inner_module(model)
-    if not callable(loss_fn):
-        msg = f"`loss_fn` must be callable; got {describe_type(loss_fn)}"
-        raise InvalidTypeError(msg)
+    check_callable(loss_fn, "loss_fn", "callable")
     check_optimizer(optimizer)
     output = None if penalties is None else OutputPenalties(penalties)
     parameters = _parameter_terms(module, parameter_penalties)
-    owns_activity = isinstance(activity, Mapping)
-    if not (owns_activity or activity is None or isinstance(activity, ActivityRegularizer)):
-        msg = f"`activity` must be an ActivityRegularizer, a mapping or None; got {activity!r}"
-        raise InvalidTypeError(msg)
-    regularizer = ActivityRegularizer(model, activity) if owns_activity else activity  # type: ignore[arg-type]
+    regularizer, owns_activity = _activity(model, activity)
     allowed = [*(output.all_names if output else ()), *(f"param/{n}" for n in parameters)]
     allowed += [f"activity/{p}" for p in (regularizer.paths if regularizer else ())]
     schedule, check_every_step = _schedule(weight_schedules, allowed)
     track = check_int(track_every, "track_every", low=0)
     steps = None if total_steps is None else check_int(total_steps, "total_steps", low=1)
-    if log is not None and not callable(log):
-        msg = f"`log` must be callable log(metrics, step) or None; got {describe_type(log)}"
-        raise InvalidTypeError(msg)
+    if log is not None:
+        check_callable(log, "log", "callable log(metrics, step) or None")
     cast = None if autocast is None else check_opts(autocast, "autocast")
     return TrainStep(
         model,

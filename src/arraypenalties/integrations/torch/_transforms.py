@@ -174,7 +174,9 @@ class TransformRunner:
         change a state dict already taken.
         """
         leaves, _ = flatten(self.state)
-        copied = [leaf.detach().clone() if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves]
+        copied = [
+            leaf.detach().clone() if isinstance(leaf, torch.Tensor) else leaf for leaf in leaves
+        ]
         return {"leaves": copied, "names": None if self.names is None else list(self.names)}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
