@@ -101,7 +101,6 @@ class ActivityRegularizer:
         self,
         model: torch.nn.Module,
         penalties: Mapping[str, tuple[Callable[..., Any] | str, float] | Pipeline],
-        /,
         *,
         per_sample: bool = False,
     ) -> None:
