@@ -1,0 +1,108 @@
+"""What the torch integrations share: penalty and option checks, the wrapped module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from arraypenalties._checks import check_real
+from arraypenalties._entries import BUILTINS, resolve
+from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
+from arraypenalties._xp import describe_type
+
+__all__ = [
+    "check_bool",
+    "check_callable",
+    "check_int",
+    "check_opts",
+    "check_penalty",
+    "check_weight",
+    "inner_module",
+    "zero_like_module",
+]
+
+
+def check_penalty(penalty: object, name: str) -> Callable[..., Any]:
+    """A callable ``penalty(x, **opts)``, or the function of a one-input built-in name."""
+    if isinstance(penalty, str):
+        if BUILTINS.get(penalty, ("", 0))[1] != 1:
+            one_input = sorted(key for key, (_, count) in BUILTINS.items() if count == 1)
+            msg = f"`{name}` {penalty!r} is not a one-input built-in penalty; use one of "
+            msg += str(one_input)
+            raise UnknownNameError(msg)
+        return resolve(penalty, param=name)
+    if not callable(penalty):
+        msg = (
+            f"`{name}` must be a function penalty(x, **opts) or a built-in name; "
+            f"got {describe_type(penalty)}"
+        )
+        raise InvalidTypeError(msg)
+    return penalty
+
+
+def check_weight(weight: object, name: str) -> float:
+    return check_real(weight, name)
+
+
+def check_opts(opts: object, name: str) -> dict[str, Any]:
+    if opts is None:
+        return {}
+    if not isinstance(opts, Mapping) or not all(isinstance(key, str) for key in opts):
+        msg = f"`{name}` must be a mapping of option names to values or None; got {opts!r}"
+        raise InvalidTypeError(msg)
+    return dict(opts)
+
+
+def inner_module(model: object, name: str = "model") -> torch.nn.Module:
+    """The module whose names users write: DDP's ``.module``, ``torch.compile``'s original.
+
+    ``DistributedDataParallel`` prefixes every name with ``module.`` and a compiled
+    module with ``_orig_mod.``; the integrations name parameters and submodules as
+    the model the user built names them, so the same regular expressions and paths
+    work with and without the wrappers.
+    """
+    if not isinstance(model, torch.nn.Module):
+        msg = f"`{name}` must be a torch.nn.Module; got {describe_type(model)}"
+        raise InvalidTypeError(msg)
+    module: torch.nn.Module = model
+    while True:
+        if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+            module = module.module
+            continue
+        original = getattr(module, "_orig_mod", None)  # torch._dynamo's OptimizedModule
+        if not isinstance(original, torch.nn.Module):
+            return module
+        module = original
+
+
+def zero_like_module(module: torch.nn.Module) -> torch.Tensor:
+    """A 0-d zero of the module's first floating parameter's dtype and device (float32 CPU)."""
+    for param in module.parameters():
+        if param.is_floating_point():
+            return torch.zeros((), dtype=param.dtype, device=param.device)
+    return torch.zeros(())
+
+
+def check_callable(value: object, name: str, what: str) -> None:
+    if not callable(value):
+        msg = f"`{name}` must be {what}; got {describe_type(value)}"
+        raise InvalidTypeError(msg)
+
+
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        msg = f"`{name}` must be a bool; got {value!r}"
+        raise InvalidTypeError(msg)
+    return value
+
+
+def check_int(value: object, name: str, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"`{name}` must be an int; got {value!r}"
+        raise InvalidTypeError(msg)
+    if value < low:
+        msg = f"`{name}` must be >= {low}; got {value!r}"
+        raise InvalidValueError(msg)
+    return value
