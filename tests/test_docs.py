@@ -18,10 +18,14 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
+# written by docs/_scripts/gallery.py during `make docs` (from examples/, which the suite runs)
+GENERATED = {ROOT / "docs" / "examples.md"}
+PAGES = sorted({ROOT / "README.md", *(ROOT / "docs").rglob("*.md")} - GENERATED)
 # a fenced block at any indentation (lists, admonitions): its language and its body
-FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^[ \t]*```[ \t]*$",
-                   re.MULTILINE | re.DOTALL)
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^[ \t]*```[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
 UNEXECUTED = {"python", "py", "python3"}
 IMPORT = re.compile(r"^\s*(?:>>>|\.\.\.)\s+(?:from|import)\s+([A-Za-z_][\w]*)", re.MULTILINE)
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
@@ -48,6 +52,23 @@ def session_text(page: pathlib.Path) -> str:
 def test_every_page_is_collected() -> None:
     names = {_page_id(page) for page in PAGES}
     assert {"README.md", "docs/index.md", "docs/porting.md", "docs/getting_started.md"} <= names
+
+
+def test_the_license_is_apache_2_and_ships_in_the_wheel() -> None:
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.lstrip().startswith("Apache License\n                           Version 2.0")
+    assert "END OF TERMS AND CONDITIONS" in text
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'license = "Apache-2.0"' in pyproject
+    assert 'license-files = ["LICENSE"]' in pyproject  # hatchling puts it in .dist-info
+
+
+def test_no_page_says_the_original_library_without_naming_it() -> None:
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        assert "the original library" not in text.lower(), (
+            f"{_page_id(page)}: name it, [NxPenalties](https://hexdocs.pm/nx_penalties)"
+        )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_page_id)

@@ -10,8 +10,6 @@ import subprocess
 import sys
 import types
 
-import pytest
-
 import arraypenalties
 from arraypenalties import (
     ArrayPenaltiesError,
