@@ -26,5 +26,9 @@ def _run(script: str, target: pathlib.Path) -> None:
 
 
 def on_pre_build(config: Any, **kwargs: Any) -> None:
-    _run("figures.py", FIGURES)
-    _run("gallery.py", GALLERY)
+    # DOCS_REUSE_GENERATED=1 keeps outputs of an earlier build (`mkdocs serve` while editing)
+    reuse = os.environ.get("DOCS_REUSE_GENERATED") == "1"
+    if not (reuse and FIGURES.is_dir()):
+        _run("figures.py", FIGURES)
+    if not (reuse and GALLERY.is_file()):
+        _run("gallery.py", GALLERY)
