@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pathlib
 import pkgutil
 import re
@@ -78,3 +79,31 @@ def test_public_submodules_of_the_top_level_are_documented_as_modules() -> None:
         value = getattr(arraypenalties, name)
         if isinstance(value, types.ModuleType):
             assert any(value is obj for obj in objects), name
+
+
+def _script(name: str) -> types.ModuleType:
+    """A module of docs/_scripts (the site's build scripts), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / "_scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reference_renders_rst_math_and_roles_as_markdown() -> None:
+    convert = _script("griffe_rst").rst_to_markdown
+    one_line = "Notes\n-----\n.. math:: a = b\n\nText."
+    assert convert(one_line) == "Notes\n-----\n$$\na = b\n$$\n\nText."
+    block = "    .. math::\n\n        x = 1\n        y = 2\n\n    After."
+    assert convert(block) == "    $$\n    x = 1\n    y = 2\n    $$\n\n    After."
+    roles = "See :class:`~arraypenalties.Pipeline`, :func:`l1` and :mod:`arraypenalties.telemetry`."
+    assert convert(roles) == "See `Pipeline`, `l1` and `arraypenalties.telemetry`."
+
+
+def test_benchmark_figure_reads_every_ratio_table() -> None:
+    tables = _script("figures").benchmark_tables(
+        "# T\n## Results\n\n| framework | case | size | ours µs | native µs | ratio |\n"
+        "|---|---|---:|---:|---:|---:|\n| torch | l2 | 16 | 10.1 | 6.72 | 1.51 |\n"
+        "| jax | l1 | 1,000 | 9.69 | 9.67 | 1.00 |\n\n## Other\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    )
+    assert tables == [("Results", ["torch · l2 · 16", "jax · l1 · 1,000"], [1.51, 1.00])]
