@@ -12,28 +12,36 @@ VALUES = [0.5, -1.0, 2.0, -0.25]
 
 
 def arrays() -> dict:
-    """One float64 array per installed library (numpy is always used)."""
-    import numpy as np
+    """One float64 array per installed library; none of them is required."""
+    found = {}
+    if importlib.util.find_spec("numpy"):
+        import numpy as np
 
-    found = {"numpy": np.asarray(VALUES)}
+        found["numpy"] = np.asarray(VALUES)
     if importlib.util.find_spec("torch"):
         import torch
 
         found["torch"] = torch.tensor(VALUES, dtype=torch.float64)
-    if importlib.util.find_spec("jax"):
+    if importlib.util.find_spec("numpy") and importlib.util.find_spec("jax"):  # jax needs numpy
         import jax
 
         jax.config.update("jax_enable_x64", True)
         found["jax"] = jax.numpy.asarray(VALUES)
-    if importlib.util.find_spec("array_api_strict"):
+    if importlib.util.find_spec("numpy") and importlib.util.find_spec("array_api_strict"):
         import array_api_strict
 
-        found["array_api_strict"] = array_api_strict.asarray(VALUES)
+        found["array_api_strict"] = array_api_strict.asarray(VALUES, dtype=array_api_strict.float64)
     return found
 
 
 def main() -> None:
-    for name, x in arrays().items():
+    found = arrays()
+    if not found:
+        print(
+            "no array library is installed: pip install 'arraypenalties[numpy]' (or [torch], [jax])"
+        )
+        return
+    for name, x in found.items():
         backend = get_backend(x)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FiniteDifferenceWarning)  # numpy: approximate

@@ -194,3 +194,103 @@ def test_demo_restores_jax_float64_setting(capsys: pytest.CaptureFixture[str]) -
     assert config.read("jax_enable_x64") == before
     rows = demo_rows(capsys.readouterr().out)
     assert rows["jax", "l2"][0] == pytest.approx(EXPECTED["l2"], abs=1e-12)  # float64
+
+
+def test_version_flag_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"arraypenalties {arraypenalties.__version__}"
+
+
+def test_closed_pipe_exits_quietly() -> None:
+    # the reader closes its end before the command writes: `info | head -0`
+    paths = [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: every write gets EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "arraypenalties", "info"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    stderr = result.stderr
+    assert result.returncode == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def _pretend_missing(monkeypatch: pytest.MonkeyPatch, *missing: str) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,  # the module _cli calls, patched for this test only
+        "find_spec",
+        lambda name, *args: None if name in missing else real_find_spec(name, *args),
+    )
+
+
+def test_demo_of_a_missing_backend_fails_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _pretend_missing(monkeypatch, "torch")
+    assert main(["demo", "--backends", "torch"]) == 1
+    captured = capsys.readouterr()
+    assert "skipping torch: not installed" in captured.err
+    assert "none of the backends asked for can run (torch)" in captured.err
+    assert "torch" not in demo_cells(captured.out).__repr__()
+
+
+def test_demo_runs_what_it_can_when_one_asked_for_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _pretend_missing(monkeypatch, "torch")
+    assert main(["demo", "--backends", "torch,numpy"]) == 0
+    captured = capsys.readouterr()
+    assert "skipping torch: not installed" in captured.err
+    assert {backend for backend, _ in demo_rows(captured.out)} == {"numpy"}
+
+
+def test_demo_cupy_is_a_known_backend_explained_when_unavailable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _pretend_missing(monkeypatch, "cupy")
+    assert main(["demo", "--backends", "cupy"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown backend" not in err
+    assert "skipping cupy: not installed" in err and "NVIDIA GPU" in err
+
+
+def test_demo_backends_are_deduplicated(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--backends", "numpy, numpy,numpy"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.split()[:2] == ["numpy", "l1"]]
+    assert len(rows) == 1
+
+
+def test_demo_unknown_backend_lists_every_known_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--backends", "tensorflow"]) == 2
+    err = capsys.readouterr().err
+    assert "tensorflow" in err
+    assert "numpy, torch, jax, array_api_strict, dask, cupy" in err
+
+
+def test_demo_cupy_without_a_gpu_is_explained(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from arraypenalties import _cli
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(  # cupy "installed", but no device
+        importlib.util,
+        "find_spec",
+        lambda name, *args: object() if name == "cupy" else real_find_spec(name, *args),
+    )
+    monkeypatch.setattr(_cli, "_cupy_devices", lambda: "no GPU")
+    assert main(["demo", "--backends", "cupy"]) == 1
+    err = capsys.readouterr().err
+    assert "skipping cupy: installed, but there is no usable GPU" in err
+    assert "none of the backends asked for can run (cupy)" in err

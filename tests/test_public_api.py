@@ -10,8 +10,6 @@ import subprocess
 import sys
 import types
 
-import pytest
-
 import arraypenalties
 from arraypenalties import (
     ArrayPenaltiesError,
@@ -83,16 +81,3 @@ def test_import_and_numpy_use_import_no_framework() -> None:
         [sys.executable, "-c", NO_FRAMEWORK_SCRIPT], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[] []"
-
-
-def test_readme_python_blocks_run() -> None:
-    text = (ROOT / "README.md").read_text()
-    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
-    assert blocks, "README has no python example"
-    for block in blocks:
-        subprocess.run([sys.executable, "-c", block], check=True, capture_output=True, text=True)
-
-
-@pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.py")), ids=lambda p: p.name)
-def test_examples_run(script: pathlib.Path) -> None:
-    subprocess.run([sys.executable, str(script)], check=True, capture_output=True, text=True)

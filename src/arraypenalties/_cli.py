@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -18,10 +19,13 @@ from typing import Any
 import arraypenalties
 from arraypenalties.backends import Backend
 
-__all__ = ["DEMO_BACKENDS", "DEMO_X", "build_parser", "main"]
+__all__ = ["DEMO_BACKENDS", "DEMO_X", "KNOWN_BACKENDS", "build_parser", "main"]
 
 DEMO_X = (0.5, -1.0, 2.0, -0.25, 0.0, 1.5)
 DEMO_BACKENDS = ("numpy", "torch", "jax", "array_api_strict", "dask")
+# what `demo --backends` accepts: cupy runs only where a GPU is, so it is not in the default
+KNOWN_BACKENDS = (*DEMO_BACKENDS, "cupy")
+_CUPY_HINT = "pip install cupy-cuda12x (or the wheel for your CUDA); it needs an NVIDIA GPU"
 
 # framework -> the pip distributions that provide it (cupy ships one wheel per CUDA major)
 _DISTRIBUTIONS = {name: (name,) for name in ("numpy", "torch", "jax", "jaxlib")} | {
@@ -206,12 +210,14 @@ def run_demo(backends: Sequence[str] | None = None) -> int:
     Parameters
     ----------
     backends : sequence of str, optional
-        Subset of :data:`DEMO_BACKENDS`; frameworks that are not installed are skipped.
+        Subset of :data:`KNOWN_BACKENDS` (default: :data:`DEMO_BACKENDS`, plus cupy when a
+        GPU is there); frameworks that cannot run here are skipped with the reason.
 
     Returns
     -------
     int
-        0 on success, 1 when numpy is missing or a framework failed.
+        0 on success; 1 when numpy is missing, a framework failed, or none of ``backends``
+        can run.
     """
     if importlib.util.find_spec("numpy") is None:
         print("the demo needs numpy: pip install numpy", file=sys.stderr)
@@ -219,9 +225,10 @@ def run_demo(backends: Sequence[str] | None = None) -> int:
     status, rows = 0, []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", arraypenalties.FiniteDifferenceWarning)
-        for framework in backends or DEMO_BACKENDS:
-            if importlib.util.find_spec(framework) is None:
-                print(f"skipping {framework}: not installed", file=sys.stderr)
+        for framework in backends or _default_backends():
+            reason = _unavailable(framework)
+            if reason:
+                print(f"skipping {framework}: {reason}", file=sys.stderr)
                 continue
             try:
                 rows += _demo_rows(framework)
@@ -229,6 +236,10 @@ def run_demo(backends: Sequence[str] | None = None) -> int:
                 print(f"{framework} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
                 status = 1
     used_fd = _reemit_unexpected(caught)
+    if not rows:
+        asked = ", ".join(backends or _default_backends())
+        print(f"nothing to show: none of the backends asked for can run ({asked})", file=sys.stderr)
+        return 1
     print(f"x = {list(DEMO_X)} (float64)")
     print(f"{DEMO_PIPELINE!r}\n")
     print(
@@ -244,11 +255,25 @@ def run_demo(backends: Sequence[str] | None = None) -> int:
     return status
 
 
+def _unavailable(framework: str) -> str:
+    """Why ``framework`` cannot run the demo here, or ``""`` when it can."""
+    if importlib.util.find_spec(framework) is None:
+        return "not installed" + (f" ({_CUPY_HINT})" if framework == "cupy" else "")
+    if framework == "cupy" and _cupy_devices() == "no GPU":
+        return "installed, but there is no usable GPU (cupy arrays live on an NVIDIA GPU)"
+    return ""
+
+
+def _default_backends() -> tuple[str, ...]:
+    return DEMO_BACKENDS if _unavailable("cupy") else (*DEMO_BACKENDS, "cupy")
+
+
 def _backend_list(text: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in DEMO_BACKENDS]
+    """The comma-separated names, checked against :data:`KNOWN_BACKENDS`, duplicates dropped."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in KNOWN_BACKENDS]
     if unknown or not names:
-        msg = f"unknown backend(s) {unknown or [text]}; choose from {', '.join(DEMO_BACKENDS)}"
+        msg = f"unknown backend(s) {unknown or [text]}; choose from {', '.join(KNOWN_BACKENDS)}"
         raise argparse.ArgumentTypeError(msg)
     return names
 
@@ -258,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m arraypenalties",
         description="Regularisation penalties for any Array API array.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"arraypenalties {arraypenalties.__version__}"
     )
     commands = parser.add_subparsers(dest="command", metavar="{info,demo}")
     commands.add_parser("info", help="installed frameworks, devices and backends")
@@ -269,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_backend_list,
         default=None,
         metavar="NAMES",
-        help=f"comma-separated subset of {','.join(DEMO_BACKENDS)} (default: all installed)",
+        help=f"comma-separated subset of {','.join(KNOWN_BACKENDS)} (default: all installed)",
     )
     return parser
 
@@ -285,16 +313,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 1 on a runtime failure, 2 on a usage error or no subcommand.
+        0 on success (``--version`` and ``--help`` included), 1 on a runtime failure or when
+        the reader of the output went away (a closed pipe), 2 on a usage error or no
+        subcommand.
     """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2): return, do not exit
         return exit_.code if isinstance(exit_.code, int) else 2 if exit_.code else 0
-    if args.command == "info":
-        return run_info()
-    if args.command == "demo":
-        return run_demo(args.backends)
-    parser.print_help(sys.stderr)
-    return 2
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        status = run_info() if args.command == "info" else run_demo(args.backends)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (`info | head -3`): stop quietly
+        _silence_stdout()
+        return 1
+    return status
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull so the interpreter's final flush cannot raise again."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a non-file object
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
