@@ -65,12 +65,6 @@ _PARAM_OPTIONS = ("include", "exclude", "mask", "opts")
 
 
 # ------------------------------------------------------------------ sown values
-def _pure(tree: Any) -> Any:
-    """A flax nnx ``State`` as nested dicts of raw values; anything else unchanged."""
-    to_pure = getattr(tree, "to_pure_dict", None)
-    return to_pure() if callable(to_pure) else tree
-
-
 def _sown_paths(node: Any, prefix: str, out: list[str]) -> None:
     if isinstance(node, Mapping):
         for key, child in node.items():
@@ -104,13 +98,12 @@ def sown_values(intermediates: Any, path: str) -> list[Array]:
     if not isinstance(path, str) or not path:
         msg = f"an activity path must be a non-empty str like 'block/act'; got {path!r}"
         raise InvalidTypeError(msg)
-    root = _pure(intermediates)
+    root = intermediates  # an nnx State is a Mapping whose leaves are Variable pytrees
     if isinstance(root, Mapping) and list(root) == ["intermediates"]:
         if not path.startswith("intermediates"):
-            root = _pure(root["intermediates"])
+            root = root["intermediates"]
     node = root
     for part in path.split("/"):
-        node = _pure(node)
         if not isinstance(node, Mapping) or part not in node:
             known: list[str] = []
             _sown_paths(root, "", known)
