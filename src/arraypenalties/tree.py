@@ -153,7 +153,8 @@ def tree_penalty(
     >>> tree_penalty(l2, [("layer.weight", np.array([1.0])), ("layer.bias", np.array([2.0]))])
     array(5.)
     """
-    if not callable(penalty):
+    given: object = penalty  # checked at run time whatever the annotation says
+    if not callable(given):
         msg = f"`penalty` must be callable, e.g. arraypenalties.l2; got {describe_type(penalty)}"
         raise InvalidTypeError(msg)
     tree = _as_tree(tree)

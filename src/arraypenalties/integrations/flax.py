@@ -44,7 +44,8 @@ Array = Any
 
 
 def activity_penalty(
-    intermediates: Any, penalties: Mapping[str, tuple[Callable[..., Array], float] | tuple[Any, ...]]
+    intermediates: Any,
+    penalties: Mapping[str, tuple[Callable[..., Array], float] | tuple[Any, ...]],
 ) -> Array:
     """``Σ weight · Σ penalty(value)`` over the values sown under each path.
 
@@ -79,7 +80,10 @@ def activity_penalty(
         A spec is not ``(penalty, weight)``.
     """
     if not isinstance(penalties, Mapping) or not penalties:
-        msg = f"`penalties` must be a non-empty mapping of paths to (penalty, weight); got {penalties!r}"
+        msg = (
+            "`penalties` must be a non-empty mapping of paths to (penalty, weight); "
+            f"got {penalties!r}"
+        )
         raise InvalidValueError(msg)
     specs = {path: _spec(spec, f"activity penalty {path!r}") for path, spec in penalties.items()}
     raw = activity_terms(intermediates, specs)

@@ -28,7 +28,8 @@ Examples
 >>> batch = (jnp.ones((4, 3), dtype=jnp.float32), jnp.zeros((4, 1), dtype=jnp.float32))
 >>> params, opt_state, metrics = step(params, step.init(params), batch, 0)
 >>> sorted(metrics)
-['base_loss', 'l1', 'l1_weighted', 'loss', 'param/l2', 'param/l2_weighted', 'penalty_total', 'total']
+['base_loss', 'l1', 'l1_weighted', 'loss', 'param/l2', 'param/l2_weighted',
+ 'penalty_total', 'total']
 >>> metrics["base_loss"]
 Array(9., dtype=float32)
 """
@@ -99,9 +100,9 @@ def sown_values(intermediates: Any, path: str) -> list[Array]:
         msg = f"an activity path must be a non-empty str like 'block/act'; got {path!r}"
         raise InvalidTypeError(msg)
     root = intermediates  # an nnx State is a Mapping whose leaves are Variable pytrees
-    if isinstance(root, Mapping) and list(root) == ["intermediates"]:
-        if not path.startswith("intermediates"):
-            root = root["intermediates"]
+    linen_state = isinstance(root, Mapping) and list(root) == ["intermediates"]
+    if linen_state and not path.startswith("intermediates"):
+        root = root["intermediates"]
     node = root
     for part in path.split("/"):
         if not isinstance(node, Mapping) or part not in node:
@@ -247,7 +248,9 @@ def _host_step(step_index: Any) -> int:
         raise InvalidTypeError(msg)
     value = np.asarray(step_index)
     if value.shape != () or not np.issubdtype(value.dtype, np.integer) or value < 0:
-        msg = f"`step_index` must be an integer >= 0 (a Python int or 0-d array); got {step_index!r}"
+        msg = (
+            f"`step_index` must be an integer >= 0 (a Python int or 0-d array); got {step_index!r}"
+        )
         raise InvalidValueError(msg)
     return int(value)
 
@@ -258,13 +261,11 @@ def _slots(
     activity_specs: Mapping[str, Any],
     schedule: WeightSchedule | None,
 ) -> tuple[_Slot, ...]:
-    slots = [
-        _Slot("penalty", e.name, e.weight) for e in (penalties or ()) if e.enabled
-    ]
+    slots = [_Slot("penalty", e.name, e.weight) for e in (penalties or ()) if e.enabled]
     slots += [_Slot("param", name, spec[1]) for name, spec in params_specs.items()]
     slots += [_Slot("activity", name, spec[1]) for name, spec in activity_specs.items()]
     names = [slot.name for slot in slots]
-    for name in (schedule.schedules if schedule is not None else ()):
+    for name in schedule.schedules if schedule is not None else ():
         if names.count(name) != 1:
             problem = "matches no" if name not in names else "is ambiguous between several"
             msg = (
@@ -280,7 +281,9 @@ def _check_arguments(apply_fn: Any, loss_fn: Any, optimizer: Any, penalties: Any
         if not callable(value):
             msg = f"`{name}` must be callable; got {value!r}"
             raise InvalidTypeError(msg)
-    if not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+    if not (
+        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
+    ):
         msg = f"`optimizer` must be an optax GradientTransformation; got {optimizer!r}"
         raise InvalidTypeError(msg)
     if penalties is not None and not isinstance(penalties, Pipeline):
@@ -294,7 +297,9 @@ def _full_optimizer(
 ) -> optax.GradientTransformation:
     if transforms is None:
         return optimizer
-    if isinstance(transforms, GradientTransformation) or callable(getattr(transforms, "init", None)):
+    if isinstance(transforms, GradientTransformation) or callable(
+        getattr(transforms, "init", None)
+    ):
         chained = transforms
     else:
         chained = chain(*transforms)
