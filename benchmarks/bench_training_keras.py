@@ -68,8 +68,12 @@ def _model(regularizer: Any) -> Any:
     return model
 
 
-def measure(backend: str, quick: bool) -> Row:
+def measure(backend: str, quick: bool, torch_threads: int) -> Row:
     """One backend, in this process (``KERAS_BACKEND`` must already be ``backend``)."""
+    if backend == "torch" and torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     import keras
 
     from arraypenalties.integrations.keras import Regularizer
@@ -100,7 +104,9 @@ def measure(backend: str, quick: bool) -> Row:
     )
 
 
-def run(*, quick: bool = False, frameworks: tuple[str, ...] | None = None) -> list[Row]:
+def run(
+    *, quick: bool = False, frameworks: tuple[str, ...] | None = None, torch_threads: int = 1
+) -> list[Row]:
     """Every Keras backend asked for (and installed), each in a child process."""
     rows = []
     for backend in frameworks or BACKENDS:
@@ -108,6 +114,7 @@ def run(*, quick: bool = False, frameworks: tuple[str, ...] | None = None) -> li
             print(f"note: keras or {backend} is not installed; the keras/{backend} row is skipped")
             continue
         command = [sys.executable, os.path.abspath(__file__), "--child", backend]
+        command += ["--torch-threads", str(torch_threads)]
         result = subprocess.run(
             command + (["--quick"] if quick else []),
             env={**os.environ, "KERAS_BACKEND": backend},
@@ -139,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=f"measure one Keras backend here ({BACKENDS})")
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(asdict(measure(args.child, args.quick))))
+        print(json.dumps(asdict(measure(args.child, args.quick, args.torch_threads))))
         return 0
-    rows = run(quick=args.quick, frameworks=args.frameworks)
+    rows = run(quick=args.quick, frameworks=args.frameworks, torch_threads=args.torch_threads)
     print(format_table(rows))
     if args.json:
         write_json(args.json, {"quick": args.quick, "results": [asdict(row) for row in rows]})
