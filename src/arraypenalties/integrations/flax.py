@@ -36,7 +36,7 @@ import flax  # noqa: F401  (the framework this module adapts; imported at the to
 import jax.numpy as jnp
 
 from arraypenalties._errors import InvalidValueError
-from arraypenalties.integrations.jax import _spec, activity_terms, sown_values
+from arraypenalties.integrations._sown import activity_terms, check_spec, sown_values
 
 __all__ = ["activity_penalty", "sown_values"]
 
@@ -85,7 +85,9 @@ def activity_penalty(
             f"got {penalties!r}"
         )
         raise InvalidValueError(msg)
-    specs = {path: _spec(spec, f"activity penalty {path!r}") for path, spec in penalties.items()}
+    specs = {
+        path: check_spec(spec, f"activity penalty {path!r}") for path, spec in penalties.items()
+    }
     raw = activity_terms(intermediates, specs)
     terms = [specs[path][1] * value for path, value in raw.items()]
     return jnp.asarray(sum(terms[1:], terms[0]))

@@ -36,7 +36,6 @@ Array(9., dtype=float32)
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from arraypenalties import (
     UnknownNameError,
     tree_penalty,
 )
+from arraypenalties.integrations._sown import activity_terms, check_spec, sown_values, zero_d
 from arraypenalties.integrations.optax import to_optax
 from arraypenalties.schedules import WeightSchedule, weight_schedule
 from arraypenalties.transforms import GradientTransformation, chain
@@ -63,100 +63,6 @@ __all__ = ["TrainStep", "make_train_step", "sown_values"]
 Array = Any
 Path = tuple[Any, ...]
 _PARAM_OPTIONS = ("include", "exclude", "mask", "opts")
-
-
-# ------------------------------------------------------------------ sown values
-def _sown_paths(node: Any, prefix: str, out: list[str]) -> None:
-    if isinstance(node, Mapping):
-        for key, child in node.items():
-            _sown_paths(child, f"{prefix}/{key}" if prefix else str(key), out)
-    elif prefix:
-        out.append(prefix)
-
-
-def sown_values(intermediates: Any, path: str) -> list[Array]:
-    """Every array sown under ``path`` (module names joined with ``/``).
-
-    ``intermediates`` is a nested mapping such as flax linen's
-    ``state["intermediates"]`` (the whole ``state`` with its single
-    ``"intermediates"`` key works too) or a flax nnx ``State`` of
-    ``Intermediate`` values. ``path`` names a module (every value sown in it
-    and below) or one sown name (``"block/act"``: each call's value).
-
-    Raises
-    ------
-    UnknownNameError
-        No such path; the message lists the sown paths closest to it.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> from arraypenalties.integrations.jax import sown_values
-    >>> state = {"intermediates": {"block": {"act": (jnp.ones(2), jnp.zeros(2))}}}
-    >>> len(sown_values(state, "block")), len(sown_values(state, "block/act"))
-    (2, 2)
-    """
-    if not isinstance(path, str) or not path:
-        msg = f"an activity path must be a non-empty str like 'block/act'; got {path!r}"
-        raise InvalidTypeError(msg)
-    root = intermediates  # an nnx State is a Mapping whose leaves are Variable pytrees
-    linen_state = isinstance(root, Mapping) and list(root) == ["intermediates"]
-    if linen_state and not path.startswith("intermediates"):
-        root = root["intermediates"]
-    node = root
-    for part in path.split("/"):
-        if not isinstance(node, Mapping) or part not in node:
-            known: list[str] = []
-            _sown_paths(root, "", known)
-            close = difflib.get_close_matches(path, known, n=5, cutoff=0.4)
-            msg = (
-                f"activity path {path!r} names nothing that was sown; closest: {close}; "
-                f"sown paths are {known}"
-            )
-            raise UnknownNameError(msg)
-        node = node[part]
-    return list(jax.tree_util.tree_leaves(node))
-
-
-def _spec(value: object, what: str) -> tuple[Callable[..., Array], float, dict[str, Any]]:
-    """``(penalty, weight)`` or ``(penalty, weight, options)``, checked."""
-    if not isinstance(value, tuple) or len(value) not in (2, 3):
-        msg = f"{what} must be (penalty, weight) or (penalty, weight, options); got {value!r}"
-        raise InvalidTypeError(msg)
-    penalty, weight, *rest = value
-    options = rest[0] if rest else {}
-    if not callable(penalty):
-        msg = f"the penalty of {what} must be callable (e.g. arraypenalties.l2); got {penalty!r}"
-        raise InvalidTypeError(msg)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-        msg = f"the weight of {what} must be a real number; got {weight!r}"
-        raise InvalidTypeError(msg)
-    if not isinstance(options, Mapping):
-        msg = f"the options of {what} must be a mapping; got {options!r}"
-        raise InvalidTypeError(msg)
-    return penalty, float(weight), dict(options)
-
-
-def _zero_d(value: Any, what: str) -> Array:
-    if tuple(getattr(value, "shape", (None,))) != ():
-        msg = f"{what} must return a 0-d array; got {getattr(value, 'shape', type(value))}"
-        raise InvalidValueError(msg)
-    return value
-
-
-def activity_terms(
-    intermediates: Any, specs: Mapping[str, tuple[Callable[..., Array], float, dict[str, Any]]]
-) -> dict[str, Array]:
-    """Raw ``Σ penalty(value, **opts)`` over the values sown under each path."""
-    raw = {}
-    for path, (penalty, _, opts) in specs.items():
-        values = sown_values(intermediates, path)
-        if not values:
-            msg = f"activity path {path!r} holds no sown array"
-            raise InvalidValueError(msg)
-        terms = [_zero_d(penalty(v, **opts), f"the activity penalty of {path!r}") for v in values]
-        raw[path] = sum(terms[1:], terms[0])
-    return raw
 
 
 # --------------------------------------------------------- parameter penalties
@@ -387,12 +293,13 @@ def make_train_step(
     """
     _check_arguments(apply_fn, loss_fn, optimizer, penalties)
     param_specs = {
-        name: _spec(spec, f"parameter penalty {name!r}")
+        name: check_spec(spec, f"parameter penalty {name!r}")
         for name, spec in (parameter_penalties or {}).items()
     }
     masks = {name: _param_mask(name, spec[2]) for name, spec in param_specs.items()}
     activity_specs = {
-        path: _spec(spec, f"activity penalty {path!r}") for path, spec in (activity or {}).items()
+        path: check_spec(spec, f"activity penalty {path!r}")
+        for path, spec in (activity or {}).items()
     }
     if activity_specs and not has_aux:
         msg = "`activity` penalties need `has_aux=True` (apply_fn returning the intermediates)"
@@ -409,7 +316,7 @@ def make_train_step(
         inputs, targets = batch
         produced = apply_fn(params, inputs)
         outputs, intermediates = produced if has_aux else (produced, None)
-        base = _zero_d(loss_fn(outputs, targets), "`loss_fn`")
+        base = zero_d(loss_fn(outputs, targets), "`loss_fn`")
         metrics: dict[str, Array] = {"base_loss": base}
         terms = []
 
@@ -419,7 +326,7 @@ def make_train_step(
             terms.append(weighted)
 
         for entry in entries:
-            raw = _zero_d(entry.fn(outputs, **entry.opts), f"penalty {entry.name!r}")
+            raw = zero_d(entry.fn(outputs, **entry.opts), f"penalty {entry.name!r}")
             weigh("penalty", entry.name, raw, entry.name)
         if entries:
             metrics["total"] = sum(terms[1:], terms[0])
