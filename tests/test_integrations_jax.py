@@ -372,3 +372,66 @@ def test_each_integration_is_the_only_importer_of_its_framework(
     assert before == "["
     loaded = [name.strip("'[] ") for name in after.split(",")]
     assert loaded == expected
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"kind": "constant", "value": 0.3},
+        {"kind": "linear", "init": 0.0, "end": 1.0, "steps": 7, "begin": 2},
+        {"kind": "linear", "init": 1.0, "end": 0.5},
+        {"kind": "warmup", "peak": 1.0, "steps": 4, "init": 0.1},
+        {"kind": "warmup", "peak": 1.0, "steps": 4, "then": {"kind": "cosine", "init": 1.0}},
+        {"kind": "exponential_decay", "init": 1.0, "rate": 0.5, "steps": 3, "end": 0.2},
+        {"kind": "exponential_decay", "init": 0.1, "rate": 2.0, "steps": 3, "staircase": True},
+        {"kind": "cosine", "init": 1.0, "end": 0.1, "steps": 10},
+    ],
+    ids=lambda spec: spec["kind"],
+)
+def test_traced_schedules_match_the_host_schedules(spec: dict[str, Any]) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    from arraypenalties.integrations._traced_schedules import traced_weight
+    from arraypenalties.schedules import schedule
+
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    host = schedule(spec["kind"], **options)
+    traced = jax.jit(lambda s: traced_weight(host, s, 20, jnp.float64))
+    for step in range(20):
+        np.testing.assert_allclose(float(traced(step)), host(step, 20), rtol=1e-12, atol=1e-15)
+
+
+def test_step_inside_a_scan_with_a_traced_step_index() -> None:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from arraypenalties.integrations.jax import make_train_step
+
+    params, x, y = _setup("float64")
+    step = make_train_step(
+        lambda p, v: _apply(p, v)[0],
+        _nll,
+        optax.sgd(0.1),
+        parameter_penalties={"l2": (l2, 0.0)},
+        weight_schedules={"l2": {"kind": "linear", "init": 0.0, "end": 1e-2}},
+        total_steps=6,
+    )
+
+    @jax.jit
+    def run(params: Any, opt_state: Any) -> Any:
+        def body(carry: Any, index: Any) -> Any:
+            params, opt_state = carry
+            params, opt_state, metrics = step(params, opt_state, (x, y), index)
+            return (params, opt_state), metrics["weight/l2"]
+
+        return jax.lax.scan(body, (params, opt_state), jnp.arange(6))
+
+    (scanned, _), weights = run(params, step.init(params))
+    np.testing.assert_allclose(np.asarray(weights), [1e-2 * i / 6 for i in range(6)], rtol=1e-12)
+    host_params, state = params, step.init(params)
+    for index in range(6):
+        host_params, state, _ = step(host_params, state, (x, y), index)
+    for a, b in zip(jax.tree.leaves(scanned), jax.tree.leaves(host_params), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10)

@@ -54,6 +54,7 @@ from arraypenalties import (
     tree_penalty,
 )
 from arraypenalties.integrations._sown import activity_terms, check_spec, sown_values, zero_d
+from arraypenalties.integrations._traced_schedules import traced_weight
 from arraypenalties.integrations.optax import to_optax
 from arraypenalties.schedules import WeightSchedule, weight_schedule
 from arraypenalties.transforms import GradientTransformation, chain
@@ -133,9 +134,21 @@ class TrainStep:
         return self.optimizer.init(params)
 
     def weights(self, step_index: Any) -> Array:
-        """Every penalty weight at ``step_index``, one host-built array (no recompilation)."""
+        """Every penalty weight at ``step_index`` as one array (built on the host, or traced)."""
         if self.schedule is None:
             return self.constant_weights
+        if isinstance(step_index, jax.core.Tracer):  # inside the caller's jit / scan
+            dtype = self.constant_weights.dtype
+            return jnp.stack(
+                [
+                    traced_weight(
+                        self.schedule.schedules[slot.name], step_index, self.total_steps, dtype
+                    )
+                    if slot.name in self.schedule.schedules
+                    else jnp.asarray(slot.weight, dtype=dtype)
+                    for slot in self.slots
+                ]
+            )
         step = _host_step(step_index)
         scheduled = self.schedule(step, self.total_steps)
         values = [scheduled.get(slot.name, slot.weight) for slot in self.slots]
@@ -146,12 +159,6 @@ class TrainStep:
 
 
 def _host_step(step_index: Any) -> int:
-    if isinstance(step_index, jax.core.Tracer):
-        msg = (
-            "`step_index` is traced, but weight schedules are evaluated on the host; call the "
-            "step with a Python int or a concrete integer array"
-        )
-        raise InvalidTypeError(msg)
     value = np.asarray(step_index)
     if value.shape != () or not np.issubdtype(value.dtype, np.integer) or value < 0:
         msg = (
@@ -259,7 +266,9 @@ def make_train_step(
     weight_schedules : WeightSchedule or mapping, optional
         Weights by step (``arraypenalties.schedules.weight_schedule``); keys are
         pipeline entry names, parameter penalty names or activity paths.
-        Evaluated on the host at ``step_index`` (and ``total_steps``).
+        Evaluated on the host at ``step_index`` (and ``total_steps``), or with
+        ``jax.numpy`` when ``step_index`` is traced (the step called inside
+        your own ``jax.jit`` or ``lax.scan``).
     transforms : GradientTransformation or sequence of them, optional
         ``arraypenalties.transforms`` applied to the gradients before ``optimizer``.
     has_aux : bool, default False
