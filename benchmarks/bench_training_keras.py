@@ -35,7 +35,7 @@ except ImportError:  # run as a script: the helpers sit next to this file
     from _timing import compare
 
 WEIGHT = 1e-4
-FULL = {"repeats": 9, "min_time": 0.0, "warmup": 1, "samples": 4096}
+FULL = {"repeats": 15, "min_time": 0.0, "warmup": 2, "samples": 4096}
 QUICK = {"repeats": 2, "min_time": 0.0, "warmup": 1, "samples": 256}
 BACKENDS = ("jax", "torch")
 

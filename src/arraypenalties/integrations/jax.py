@@ -118,8 +118,7 @@ class TrainStep:
     (transforms first, then the optimizer, as ``optax.chain``). ``weights(step)``
     is the array of every penalty weight the compiled function receives at that
     step; ``compiled`` is the ``jax.jit`` function of
-    ``(params, opt_state, batch, weights)`` (``compiled._cache_size()`` counts
-    its compilations).
+    ``(params, opt_state, batch, weights)`` that every call runs.
     """
 
     optimizer: optax.GradientTransformation
