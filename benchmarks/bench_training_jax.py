@@ -229,7 +229,7 @@ def run(*, quick: bool = False) -> list[Row]:
         **settings,
     )
     ours_t, scheduled_t, hand_t, hand_ours_t = (t.median * 1e6 for t in timings)
-    steps = 5 if quick else 20
+    steps = 3 if quick else 20
     state = ours.init(params)
     fresh = _ours({"entropy": linear(0.0, W_ENTROPY, steps=steps)})
     start, current = time.perf_counter(), params
