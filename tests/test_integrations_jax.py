@@ -357,7 +357,7 @@ IMPORTS = textwrap.dedent(
     ("module", "expected"),
     [
         ("arraypenalties.integrations.jax", ["jax", "optax"]),
-        ("arraypenalties.integrations.flax", ["flax", "jax", "optax"]),
+        ("arraypenalties.integrations.flax", ["flax", "jax"]),
         ("arraypenalties.integrations.keras", ["jax", "keras"]),  # keras's jax backend
     ],
 )
