@@ -29,6 +29,9 @@ from hypothesis import settings
 from arraypenalties.testing import ENV_VAR, BackendCase, select_backends
 
 SELECTED = select_backends(os.environ.get(ENV_VAR))
+# keras reads its backend at import (the doctests import integrations/keras.py); its own
+# default, tensorflow, is not a test dependency
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 if any(case.name == "jax" for case in SELECTED):
     import jax

@@ -36,6 +36,7 @@ from arraypenalties.gradient_penalty import (
 )
 from arraypenalties.penalties import elastic_net, l1, l2
 from arraypenalties.tracking import grad_norm, pipeline_grad_norms, total_grad_norm
+from arraypenalties.tree import tree_penalty
 from arraypenalties.validation import is_finite, validate
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
@@ -80,5 +81,6 @@ __all__ = [
     "telemetry",
     "total_grad_norm",
     "transforms",
+    "tree_penalty",
     "validate",
 ]
