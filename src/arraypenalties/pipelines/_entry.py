@@ -249,7 +249,7 @@ class Entry:
     enabled: bool = True
     differentiable: bool = True
     inputs: tuple[str, ...] | None = None
-    ref: str | None = None
+    ref: str | None = field(default=None, compare=False)
     accepts: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -303,11 +303,15 @@ def _check_bool(value: object, param: str) -> bool:
     return value
 
 
-def _accepted_options(name: str, fn: Callable[..., Any], arrays: int) -> frozenset[str] | None:
+def _accepted_options(
+    name: str, fn: Callable[..., Any], arrays: int, opts: Mapping[str, Any]
+) -> frozenset[str] | None:
     """The option names ``fn`` takes after ``arrays`` positional arrays (None: any).
 
-    Raises when ``fn`` cannot take ``arrays`` arrays. A callable without a
-    signature (some C functions) accepts anything: nothing can be checked.
+    Raises when ``fn`` cannot take ``arrays`` arrays, or needs more positional
+    arguments than that which ``opts`` does not give (a two-array function in a
+    single-input pipeline). A callable without a signature (some C functions)
+    accepts anything: nothing can be checked.
     """
     try:
         signature = inspect.signature(fn)
@@ -320,7 +324,8 @@ def _accepted_options(name: str, fn: Callable[..., Any], arrays: int) -> frozens
     missing = [
         p.name
         for p in positional[arrays:]
-        if p.kind is kinds.POSITIONAL_ONLY and p.default is inspect.Parameter.empty
+        if p.default is inspect.Parameter.empty
+        and (p.kind is kinds.POSITIONAL_ONLY or p.name not in opts)
     ]
     if (len(positional) < arrays and not variadic) or missing:
         takes = len(positional) if not missing else arrays + len(missing)
@@ -409,7 +414,7 @@ def make_entry(
     if not isinstance(opts, Mapping) or not all(isinstance(key, str) for key in opts):
         msg = f"`opts` of entry {name!r} must be a mapping with str keys; got {opts!r}"
         raise InvalidTypeError(msg)
-    accepts = _accepted_options(name, fn, arrays)
+    accepts = _accepted_options(name, fn, arrays, opts)
     check_options(name, fn, opts, accepts)
     return Entry(
         name=name,
