@@ -260,9 +260,9 @@ def test_from_config_checks_everything_at_load() -> None:
     with pytest.raises(InvalidValueError, match=r"entry 'l1': 'l1' takes 1 array\(s\)"):
         load_multi({"name": "l1", "fn": "l1", "inputs": ["p", "q"]})
     register_penalty("trust.diff_squares", diff_squares, inputs=2)
-    with pytest.raises(InvalidValueError, match="'trust.diff_squares' takes 2"):
+    with pytest.raises(InvalidValueError, match=r"'trust\.diff_squares' takes 2"):
         load_multi({"name": "d", "fn": "trust.diff_squares", "inputs": ["a"]})
-    with pytest.raises(InvalidValueError, match="'trust.diff_squares' compares two arrays"):
+    with pytest.raises(InvalidValueError, match=r"'trust\.diff_squares' compares two arrays"):
         Pipeline.from_config({"entries": [{"name": "d", "fn": "trust.diff_squares"}]})
     with pytest.raises(InvalidValueError, match=r"entry 'd': its `fn` 'diff_squares' takes 2"):
         Pipeline.from_config(

@@ -19,8 +19,9 @@ from typing import Any, ClassVar
 from arraypenalties._errors import InvalidTypeError
 from arraypenalties.pipelines import _engine
 from arraypenalties.pipelines._collection import EntryCollection
-from arraypenalties.pipelines._entry import Entry, check_keys, register_penalty
+from arraypenalties.pipelines._entry import Entry, check_keys
 from arraypenalties.pipelines._inputs import NAMED, SINGLE, Inputs
+from arraypenalties.pipelines._names import register_penalty
 
 __all__ = [
     "Entry",

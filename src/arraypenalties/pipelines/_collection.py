@@ -17,11 +17,11 @@ from arraypenalties.pipelines._entry import (
     Entry,
     changed,
     check_keys,
-    check_name,
     entry_config,
     make_entry,
     metric_keys,
 )
+from arraypenalties.pipelines._names import check_name
 
 __all__ = ["EntryCollection"]
 

@@ -20,7 +20,7 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 from array_api_compat import device as array_device
 
@@ -49,7 +49,7 @@ class Computable(Protocol):
     _entries: tuple[Entry, ...]
     _active: tuple[Entry, ...]
     _cache: dict[Any, Any]
-    _inputs: Inputs
+    _inputs: ClassVar[Inputs]
 
 
 class Layout(NamedTuple):

@@ -1,9 +1,4 @@
-"""The entry record of a pipeline, and the penalty names a config may use.
-
-A config is data, never code: an entry's ``fn`` in a config is a built-in name
-(``"l1"``), a name given to :func:`register_penalty`, or a key of the ``registry``
-mapping passed to ``from_config``. Nothing named in a config is imported or called
-while it is loaded; any other string raises :class:`UnknownNameError`.
+"""The entry record of a pipeline: one weighted penalty, checked when it is made.
 
 Everything an entry says is checked when the entry is made (by ``add`` and by
 ``from_config`` alike): its name, the number of arrays its function takes and the
@@ -22,149 +17,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arraypenalties._checks import check_real
-from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
+from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties.pipelines._names import check_name, reference, resolve
 
 __all__ = [
     "ENTRY_KEYS",
     "Entry",
     "Options",
-    "builtin_penalties",
     "check_keys",
-    "check_name",
     "entry_config",
     "make_entry",
     "metric_keys",
-    "register_penalty",
 ]
 
-# name -> (function, number of array inputs), filled by `register_penalty`
-_REGISTERED: dict[str, tuple[Callable[..., Any], int]] = {}
 ENTRY_KEYS = ("name", "fn", "weight", "opts", "enabled", "differentiable", "inputs")
 # metric keys of the whole pipeline, which no entry's keys may take
 RESERVED_KEYS = frozenset({"total", "total_grad_norm"})
 _METRIC_SUFFIXES = ("", "_weighted", "_grad_norm", "_grad_norm_error")
-
-
-def builtin_penalties() -> dict[str, tuple[Callable[..., Any], int]]:
-    """The built-in names: name -> (function, number of array inputs).
-
-    Import statements, not a lookup driven by data: a config can only pick among
-    these functions, never name a module.
-    """
-    from arraypenalties.constraints import consistency, orthogonality
-    from arraypenalties.divergences import entropy, js_divergence, kl_divergence, kl_estimate
-    from arraypenalties.gradient_penalty import output_magnitude_penalty
-    from arraypenalties.penalties import elastic_net, l1, l2
-
-    return {
-        "l1": (l1, 1),
-        "l2": (l2, 1),
-        "elastic_net": (elastic_net, 1),
-        "entropy": (entropy, 1),
-        "orthogonality": (orthogonality, 1),
-        "output_magnitude": (output_magnitude_penalty, 1),
-        "kl": (kl_divergence, 2),
-        "js": (js_divergence, 2),
-        "kl_estimate": (kl_estimate, 2),
-        "consistency": (consistency, 2),
-    }
-
-
-def check_name(name: object, param: str = "name") -> str:
-    """A non-empty str (the type error names ``param``)."""
-    if not isinstance(name, str) or not name:
-        msg = f"`{param}` must be a non-empty str; got {name!r}"
-        raise InvalidTypeError(msg)
-    return name
-
-
-def register_penalty(name: str, fn: Callable[..., Any] | object, /, *, inputs: int = 1) -> None:
-    """Make ``fn`` usable by ``name`` in :meth:`Pipeline.add` and in configs.
-
-    Parameters
-    ----------
-    name : str
-        A non-empty name without ``:``, not a built-in name. Registering the same
-        function under the same name again is allowed; another function raises.
-    fn : callable
-        ``fn(x, **opts)`` (``inputs=1``) or ``fn(*arrays, **opts)``, returning a 0-d array.
-    inputs : int
-        The number of arrays ``fn`` takes (2 for divergences and consistency terms).
-
-    Raises
-    ------
-    InvalidValueError
-        For a built-in name, a name with ``:``, a name already taken by another
-        function, or ``inputs`` < 1.
-    InvalidTypeError
-        For a ``fn`` that is not callable or a ``name`` that is not a str.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arraypenalties import Pipeline, register_penalty
-    >>> def total_variation(x):
-    ...     return np.sum(np.abs(np.diff(x)))
-    >>> register_penalty("total_variation", total_variation)
-    >>> config = Pipeline().add("tv", "total_variation", weight=0.5).to_config()
-    >>> config["entries"][0]["fn"]
-    'total_variation'
-    >>> Pipeline.from_config(config).compute_total(np.array([0.0, 1.0, 3.0]))
-    array(1.5)
-    """
-    name = check_name(name)
-    if ":" in name or name in builtin_penalties():
-        msg = (
-            f"`name` {name!r} cannot be registered: names must not contain ':' and must "
-            f"not be built-in names {sorted(builtin_penalties())}"
-        )
-        raise InvalidValueError(msg)
-    if not callable(fn):
-        msg = f"`fn` registered as {name!r} must be callable; got {fn!r}"
-        raise InvalidTypeError(msg)
-    count: object = inputs
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        msg = f"`inputs` must be an int >= 1; got {inputs!r}"
-        raise InvalidValueError(msg)
-    known = _REGISTERED.get(name)
-    if known is not None and known[0] is not fn:
-        msg = f"`name` {name!r} is already registered for {known[0]!r}"
-        raise InvalidValueError(msg)
-    _REGISTERED[name] = (fn, count)
-
-
-def _resolve(ref: str, registry: object) -> tuple[Callable[..., Any], int | None]:
-    """The function a built-in, registered or ``registry`` name refers to, and its arity.
-
-    Nothing is imported: a string that is not one of those names (an import
-    path such as ``"os:system"`` included) raises :class:`UnknownNameError`.
-    """
-    if registry is not None and not isinstance(registry, Mapping):
-        msg = f"`registry` must be a mapping of names to functions; got {type(registry).__name__}"
-        raise InvalidTypeError(msg)
-    if registry is not None and ref in registry:
-        target = registry[ref]
-        if not callable(target):
-            msg = f"`registry` entry {ref!r} must be callable; got {target!r}"
-            raise InvalidTypeError(msg)
-        return target, None
-    known = {**builtin_penalties(), **_REGISTERED}
-    if ref not in known:
-        msg = (
-            f"`fn` {ref!r} is not a built-in penalty or a registered name; built-ins are "
-            f"{sorted(builtin_penalties())}, registered names {sorted(_REGISTERED)}, plus "
-            "the keys of `registry`; nothing named in a config is imported"
-        )
-        raise UnknownNameError(msg)
-    return known[ref]
-
-
-def _reference(fn: Callable[..., Any]) -> tuple[str | None, int | None]:
-    """The built-in or registered name of ``fn`` and its arity, else ``(None, None)``."""
-    for name, (known, count) in {**builtin_penalties(), **_REGISTERED}.items():
-        if known is fn:
-            return name, count
-    return None, None
 
 
 def metric_keys(name: str) -> frozenset[str]:
@@ -257,7 +126,7 @@ class Entry:
         object.__setattr__(self, "_kwargs", dict(self.opts))
 
     def call_opts(self, extra_args: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The keyword arguments of one call: ``opts`` overridden by the ``extra_args`` it accepts."""
+        """The keyword arguments of one call: ``opts``, then the ``extra_args`` it accepts."""
         kwargs: dict[str, Any] = self._kwargs  # type: ignore[attr-defined]
         if not extra_args:
             return kwargs
@@ -319,7 +188,9 @@ def _accepted_options(
         return None
     kinds = inspect.Parameter
     params = list(signature.parameters.values())
-    positional = [p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
+    positional = [
+        p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+    ]
     variadic = any(p.kind is kinds.VAR_POSITIONAL for p in params)
     missing = [
         p.name
@@ -388,9 +259,9 @@ def make_entry(
     ref: str | None = None
     if isinstance(fn, str):  # resolved first: an unknown name is the error to report
         ref = fn
-        fn, count = _resolve(fn, registry)
+        fn, count = resolve(fn, registry)
     elif callable(fn):
-        count = _reference(fn)[1]
+        count = reference(fn)[1]
     else:
         msg = f"`fn` of entry {name!r} must be callable or a built-in name; got {fn!r}"
         raise InvalidTypeError(msg)
@@ -439,7 +310,7 @@ def changed(entry: Entry, *, weight: object = None, enabled: object = None) -> E
 
 def entry_config(entry: Entry) -> dict[str, Any]:
     """Plain, JSON-friendly data for one entry (raises for functions without a name)."""
-    ref = entry.ref or _reference(entry.fn)[0]
+    ref = entry.ref or reference(entry.fn)[0]
     if ref is None:
         msg = (
             f"entry {entry.name!r} cannot be written to a config: its function {entry.fn!r} "
