@@ -81,8 +81,13 @@ def pack(parts: Sequence[Array | None], xp: Any) -> tuple[Array | None, tuple[bo
 
 def unpack(stacked: Array | None, present: Sequence[bool]) -> list[float | None]:
     """The one host transfer: Python floats in the parts' order, None where a part was None."""
-    floats = iter(_host.to_floats(stacked) if stacked is not None else ())
-    return [next(floats) if here else None for here in present]
+    if stacked is None:
+        return [None] * len(present)
+    floats: list[float | None] = list(_host.to_floats(stacked))
+    if len(floats) == len(present):  # every part was an array: nothing to place
+        return floats
+    found = iter(floats)
+    return [next(found) if here else None for here in present]
 
 
 # ----------------------------------------------------------------------------- values
@@ -217,13 +222,14 @@ def _runner(pipe: Computable, xp: Any, arrays: Arrays, extra: Any, track: bool) 
     backend = get_backend(reference(xp, arrays))
 
     def run(arrays: Arrays) -> tuple[Array, Array, Layout]:
-        if track:
-            values, norms, layout = _tracked(pipe, xp, arrays, extra)
-        else:
-            values, norms, layout = _values(pipe, xp, arrays, extra), [], Layout(())
+        if not track:
+            values, weighted, total = _weighted(pipe, xp, arrays, _values(pipe, xp, arrays, extra))
+            stacked, present = pack([*values, *weighted, total], xp)
+            return total, stacked, Layout(present)
+        values, norms, tracking = _tracked(pipe, xp, arrays, extra)
         values, weighted, total = _weighted(pipe, xp, arrays, values)
         stacked, present = pack([*values, *weighted, total, *norms], xp)
-        return total, stacked, layout._replace(present=present)
+        return total, stacked, tracking._replace(present=present)
 
     cache_key = None if key is None else ("run", backend.name, track, key)
     return _cached(pipe, cache_key, lambda: _Run(run, backend.jit))  # type: ignore[no-any-return]
