@@ -236,8 +236,10 @@ def test_integer_input_raises(xp: Any) -> None:
 def test_bad_flags() -> None:
     import numpy as np
 
-    with pytest.raises(TypeError, match="`track_grad_norms` and `check_finite` must be bools"):
+    with pytest.raises(TypeError, match="`track_grad_norms` must be a bool; got 1"):
         Pipeline().compute(np.ones(2), track_grad_norms=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`check_finite` must be a bool; got 'yes'"):
+        Pipeline().compute(np.ones(2), check_finite="yes")  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- check_finite

@@ -8,7 +8,6 @@ Importing this package imports no array framework.
 """
 
 from arraypenalties import backends, schedules, telemetry, transforms
-from arraypenalties._entries import register_penalty
 from arraypenalties._errors import (
     ArrayPenaltiesError,
     BackendError,
@@ -19,7 +18,6 @@ from arraypenalties._errors import (
     NonFiniteError,
     UnknownNameError,
 )
-from arraypenalties._pipeline import MultiPipeline, Pipeline, compute, compute_total, pipeline
 from arraypenalties.backends import available_backends, get_backend, register_backend
 from arraypenalties.constraints import consistency, orthogonality
 from arraypenalties.divergences import (
@@ -35,7 +33,17 @@ from arraypenalties.gradient_penalty import (
     output_magnitude_penalty,
 )
 from arraypenalties.penalties import elastic_net, l1, l2
-from arraypenalties.tracking import grad_norm, pipeline_grad_norms, total_grad_norm
+from arraypenalties.pipelines import (
+    MultiPipeline,
+    Pipeline,
+    compute,
+    compute_total,
+    pipeline,
+    pipeline_grad_norms,
+    register_penalty,
+    total_grad_norm,
+)
+from arraypenalties.tracking import grad_norm
 from arraypenalties.tree import tree_penalty
 from arraypenalties.validation import is_finite, validate
 

@@ -5,7 +5,7 @@ Events are tuples of strings. :class:`~arraypenalties.Pipeline` emits
 - ``("arraypenalties", "pipeline", "compute", "start")``: measurements
   ``{"system_time": ns}``; metadata ``{"pipeline_name", "entry_count"}``;
 - ``("arraypenalties", "pipeline", "compute", "stop")``: measurements
-  ``{"duration": ns}``; metadata adds ``"metrics"`` (the metrics dict) and
+  ``{"duration": ns}``; metadata adds ``"metrics"`` (a copy of the metrics dict) and
   ``"total"`` (a float);
 - ``("arraypenalties", "pipeline", "compute", "exception")``: measurements
   ``{"duration": ns}``; metadata adds ``"kind"`` (the exception type),
@@ -145,15 +145,24 @@ def is_observed(event: Event) -> bool:
 
 
 def emit(event: Event, measurements: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
-    """Call every handler attached to ``event``; a handler that raises is detached and logged."""
+    """Call every handler attached to ``event``; a handler that raises is detached and logged.
+
+    Each handler receives its own copies of ``measurements`` and ``metadata`` (and
+    of the dicts they hold, such as a pipeline's ``metrics``): what one handler
+    changes reaches neither the caller nor the other handlers.
+    """
     listeners = _by_event.get(event)
     if not listeners:
         return
     for handler_id, handler in tuple(listeners):
         try:
-            handler(event, measurements, metadata)
+            handler(event, _copied(measurements), _copied(metadata))
         except Exception:
             detach(handler_id)
             _logger.exception(
                 "telemetry handler %r raised on event %r and was detached", handler_id, event
             )
+
+
+def _copied(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from arraypenalties import _host, telemetry
 from arraypenalties._checks import check_real_floating
@@ -22,10 +22,7 @@ from arraypenalties._norms import vector_norm
 from arraypenalties._xp import get_xp
 from arraypenalties.backends import Backend, get_backend
 
-if TYPE_CHECKING:
-    from arraypenalties._pipeline import MultiPipeline, Pipeline
-
-__all__ = ["GradPlan", "Tracked", "grad_norm", "pipeline_grad_norms", "total_grad_norm"]
+__all__ = ["GradPlan", "Tracked", "emit_events", "grad_norm", "tracked_gradients", "warn_failures"]
 
 Array = Any
 COMPUTED = ("arraypenalties", "gradient", "computed")
@@ -66,7 +63,7 @@ def _checked_backend(x: Array) -> tuple[Backend, Any]:
     return backend, xp
 
 
-def _failure(name: str, exc: Exception) -> str:
+def _failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -97,7 +94,7 @@ def _one_by_one(
         except _PROPAGATE:
             raise
         except Exception as exc:
-            failures[name] = _failure(name, exc)
+            failures[name] = _failure(exc)
             value, grad = fn(plan.x), None
         values.append(value)
         grads.append(grad)
@@ -148,25 +145,6 @@ def emit_events(
             telemetry.emit(COMPUTED, {"duration": duration, "grad_norm": norm}, {"name": name})
 
 
-def _norms(plan: GradPlan) -> tuple[list[float | None], float | None]:
-    """Per-entry norms and the total's norm as Python floats, in one host transfer."""
-    start = time.perf_counter_ns()
-    tracked = tracked_gradients(plan)
-    xp = get_xp(plan.x)
-    dtype = xp.float64 if plan.x.dtype == xp.float64 else xp.float32
-    present = [norm for norm in tracked.norms if norm is not None]
-    if tracked.total_norm is not None:
-        present.append(tracked.total_norm)
-    floats = iter(
-        _host.to_floats(xp.stack([xp.astype(a, dtype) for a in present])) if present else []
-    )
-    norms = [None if norm is None else next(floats) for norm in tracked.norms]
-    total = None if tracked.total_norm is None else next(floats)
-    warn_failures(tracked.failures)
-    emit_events(plan.names, norms, tracked.failures, time.perf_counter_ns() - start)
-    return norms, total
-
-
 def grad_norm(fn: Callable[[Array], Array], x: Array, /) -> float | None:
     """``‖∇ₓ fn(x)‖₂`` over all elements of ``x``, as a Python float (one host transfer).
 
@@ -197,58 +175,14 @@ def grad_norm(fn: Callable[[Array], Array], x: Array, /) -> float | None:
     7.483314...
     """
     name = getattr(fn, "__name__", type(fn).__name__)
-    norms, _ = _norms(GradPlan((name,), (fn,), (1.0,), x))
-    return norms[0]
-
-
-def pipeline_grad_norms(
-    pipeline: Pipeline | MultiPipeline,
-    x: Array,
-    /,
-    *,
-    extra_args: Mapping[str, Any] | None = None,
-) -> dict[str, float | None]:
-    """``{"<name>_grad_norm": ‖∇ fᵢ‖}`` of every enabled, differentiable entry (unweighted).
-
-    ``x`` is the array of a :class:`~arraypenalties.Pipeline` or the mapping of
-    named arrays of a :class:`~arraypenalties.MultiPipeline` (norms over all of
-    them together). ``extra_args`` override the entries' options, as in ``compute``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from arraypenalties import Pipeline, pipeline_grad_norms
-    >>> p = Pipeline().add("l1", "l1").add("l2", "l2", weight=0.5)
-    >>> pipeline_grad_norms(p, torch.tensor([1.0, -2.0, 3.0]))
-    {'l1_grad_norm': 1.732050..., 'l2_grad_norm': 7.483314...}
-    """
-    plan = pipeline._grad_plan(x, extra_args)
-    if not plan.fns:
-        return {}
-    norms, _ = _norms(plan)
-    return {f"{name}_grad_norm": norm for name, norm in zip(plan.names, norms, strict=True)}
-
-
-def total_grad_norm(
-    pipeline: Pipeline | MultiPipeline,
-    x: Array,
-    /,
-    *,
-    extra_args: Mapping[str, Any] | None = None,
-) -> float | None:
-    """``‖∇ Σ wᵢ·fᵢ‖₂`` over the enabled, differentiable entries (0.0 for none).
-
-    Computed from the per-entry gradients by linearity; None when an entry cannot
-    be differentiated.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from arraypenalties import Pipeline, total_grad_norm
-    >>> total_grad_norm(Pipeline().add("l2", "l2", weight=0.5), torch.tensor([1.0, 2.0, 3.0]))
-    3.741657...
-    """
-    plan = pipeline._grad_plan(x, extra_args)
-    if not plan.fns:
-        return 0.0
-    return _norms(plan)[1]
+    start = time.perf_counter_ns()
+    tracked = tracked_gradients(GradPlan((name,), (fn,), (1.0,), x))
+    (norm,) = tracked.norms
+    value = None
+    if norm is not None:
+        xp = get_xp(x)
+        dtype = xp.float64 if norm.dtype == xp.float64 else xp.float32
+        (value,) = _host.to_floats(xp.reshape(xp.astype(norm, dtype), (1,)))  # one transfer
+    warn_failures(tracked.failures)
+    emit_events((name,), (value,), tracked.failures, time.perf_counter_ns() - start)
+    return value

@@ -25,30 +25,17 @@ import keras
 
 from arraypenalties._checks import check_real
 from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
-from arraypenalties.constraints import orthogonality
-from arraypenalties.divergences import entropy
-from arraypenalties.gradient_penalty import output_magnitude_penalty
-from arraypenalties.penalties import elastic_net, l1, l2
+from arraypenalties.pipelines import known_penalties
 
 __all__ = ["Regularizer"]
 
 Array = Any
 _CONFIG_KEYS = ("penalty", "weight", "opts")
 
-# the single-input penalties a config may name
-_KNOWN: dict[str, Callable[..., Array]] = {
-    "l1": l1,
-    "l2": l2,
-    "elastic_net": elastic_net,
-    "entropy": entropy,
-    "orthogonality": orthogonality,
-    "output_magnitude": output_magnitude_penalty,
-}
-
 
 def _known_penalties() -> dict[str, Callable[..., Array]]:
-    """Name → function for every penalty a config may name (the one lookup of this module)."""
-    return _KNOWN
+    """Name → function of every one-input penalty a config may name (built-in or registered)."""
+    return {name: fn for name, (fn, inputs) in known_penalties().items() if inputs == 1}
 
 
 def _resolve(penalty: object) -> tuple[Callable[..., Array], str | None]:

@@ -10,7 +10,6 @@ import torch
 
 from arraypenalties import _host
 from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
-from arraypenalties._pipeline import Pipeline
 from arraypenalties._xp import describe_type
 from arraypenalties.integrations.torch._common import (
     check_bool,
@@ -19,6 +18,7 @@ from arraypenalties.integrations.torch._common import (
     inner_module,
     zero_like_module,
 )
+from arraypenalties.pipelines import Pipeline
 
 __all__ = ["ActivityRegularizer"]
 

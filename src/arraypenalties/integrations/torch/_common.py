@@ -8,9 +8,9 @@ from typing import Any
 import torch
 
 from arraypenalties._checks import check_real
-from arraypenalties._entries import BUILTINS, resolve
 from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
 from arraypenalties._xp import describe_type
+from arraypenalties.pipelines import known_penalties
 
 __all__ = [
     "check_bool",
@@ -27,12 +27,13 @@ __all__ = [
 def check_penalty(penalty: object, name: str) -> Callable[..., Any]:
     """A callable ``penalty(x, **opts)``, or the function of a one-input built-in name."""
     if isinstance(penalty, str):
-        if BUILTINS.get(penalty, ("", 0))[1] != 1:
-            one_input = sorted(key for key, (_, count) in BUILTINS.items() if count == 1)
-            msg = f"`{name}` {penalty!r} is not a one-input built-in penalty; use one of "
-            msg += str(one_input)
+        known = known_penalties()
+        if known.get(penalty, (None, 0))[1] != 1:
+            one_input = sorted(key for key, (_, count) in known.items() if count == 1)
+            msg = f"`{name}` {penalty!r} is not a one-input built-in or registered penalty; "
+            msg += f"use one of {one_input}"
             raise UnknownNameError(msg)
-        return resolve(penalty, param=name)
+        return known[penalty][0]
     if not callable(penalty):
         msg = (
             f"`{name}` must be a function penalty(x, **opts) or a built-in name; "

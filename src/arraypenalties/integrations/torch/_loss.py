@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._pipeline import Pipeline
 from arraypenalties._xp import describe_type
 from arraypenalties.integrations.torch._common import (
     check_callable,
@@ -21,6 +20,7 @@ from arraypenalties.integrations.torch._common import (
     check_weight,
     inner_module,
 )
+from arraypenalties.pipelines import Pipeline
 
 __all__ = [
     "ParameterTerm",

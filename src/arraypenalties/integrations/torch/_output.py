@@ -14,10 +14,9 @@ from typing import Any
 
 import torch
 
-from arraypenalties._entries import Entry
 from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._pipeline import Pipeline
 from arraypenalties._xp import describe_type
+from arraypenalties.pipelines import Entry, Pipeline
 from arraypenalties.tracking import GradPlan, tracked_gradients
 
 __all__ = ["OutputPenalties", "OutputTerms", "add_all"]
