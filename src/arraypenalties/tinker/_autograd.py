@@ -1,0 +1,59 @@
+"""Two small autograd functions that shape the total handed to Tinker.
+
+- :func:`touch`: an exact 0 whose gradient is an exact 0 for every datum, so the
+  total reaches every log-prob tensor (Tinker raises "No gradient computed" for a
+  datum whose tensor gets no ``.grad``) without ``0 · logprobs`` (NaN at -inf).
+- :func:`linear_total`: the total's value with a gradient already known (the
+  weighted sum of the per-term gradients computed for tracking), so the backward
+  Tinker runs costs one multiply per datum instead of a second pass through
+  every term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["linear_total", "touch"]
+
+
+class _Touch(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, *tensors: torch.Tensor) -> torch.Tensor:
+        ctx.like = [(t.shape, t.dtype, t.device) for t in tensors]
+        return torch.zeros((), dtype=tensors[0].dtype, device=tensors[0].device)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(
+            torch.zeros(shape, dtype=dtype, device=device) for shape, dtype, device in ctx.like
+        )
+
+
+class _LinearTotal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, value: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:
+        count = len(tensors) // 2
+        ctx.save_for_backward(*tensors[count:])
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grads = ctx.saved_tensors
+        return (None, *(grad * g for g in grads), *(None for _ in grads))
+
+
+def touch(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """A 0-d zero connected to every tensor in ``tensors`` with a zero gradient."""
+    out: torch.Tensor = _Touch.apply(*tensors)
+    return out
+
+
+def linear_total(
+    value: torch.Tensor, variables: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """``value`` (detached) whose gradient with respect to ``variables[i]`` is ``grads[i]``."""
+    out: torch.Tensor = _LinearTotal.apply(value.detach(), *variables, *grads)
+    return out
