@@ -55,6 +55,7 @@ class _Term:
     kept: bool = True
     custom: dict[str, float] = field(default_factory=dict)
     norm: float | None = None
+    constant: bool = False  # the absent base loss: 0, with a zero gradient
 
 
 def _failure(event: tuple[str, ...], start: int, metadata: dict[str, Any], exc: Exception) -> None:
@@ -95,7 +96,7 @@ def _check_metrics(metrics: object, what: str) -> None:
 def _base(base_loss_fn: Any, data: Any, variables: list[torch.Tensor]) -> _Term:
     if base_loss_fn is None:
         zero = torch.zeros((), dtype=variables[0].dtype, device=variables[0].device)
-        return _Term(BASE, 1.0, zero, None)
+        return _Term(BASE, 1.0, zero, None, constant=True)
     if not callable(base_loss_fn):
         msg = f"`base_loss_fn` must be callable or None; got {base_loss_fn!r}"
         raise InvalidTypeError(msg)
@@ -150,7 +151,12 @@ def _track(
     host transfer.
     """
     kept = [term for term in terms if term.kept]
-    grads = [term_gradients(term.value, variables) for term in kept]
+    grads = [
+        [torch.zeros_like(v) for v in variables]
+        if term.constant
+        else term_gradients(term.value, variables)
+        for term in kept
+    ]
     ok = [(term, g) for term, g in zip(kept, grads, strict=True) if g is not None]
     total: list[torch.Tensor] | None = None
     if len(ok) == len(kept):
