@@ -55,7 +55,7 @@ def main() -> None:
     def policy_gradient(data, logprobs_list):
         """-Σ w·A·log π(sampled token) / Σ w (column 0 is the sampled token)."""
         num, den = 0.0, 0.0
-        for datum, logprobs in zip(data, logprobs_list):
+        for datum, logprobs in zip(data, logprobs_list, strict=True):
             w = datum.loss_fn_inputs["weights"].to_torch()[:, 0]
             advantages = datum.loss_fn_inputs["advantages"].to_torch()
             num = num + (w * advantages * logprobs[:, 0]).sum()
@@ -81,7 +81,9 @@ def main() -> None:
     print("metrics Tinker returns:")
     for key, value in sorted(result.metrics.items()):
         print(f"  {key}: {value:.6f}")
-    prompt_weights = [w[:prompt].tolist() for w, prompt in zip(weights_sent, (3, 2, 4))]
+    prompt_weights = [
+        w[:prompt].tolist() for w, prompt in zip(weights_sent, (3, 2, 4), strict=True)
+    ]
     if any(any(any(row) for row in rows) for rows in prompt_weights):
         sys.exit("unexpected: a prompt position received a gradient")
     if abs(result.metrics["loss:sum"] - reports[0].loss_total) > 1e-5:

@@ -96,7 +96,10 @@ def test_tracking_parity_sum_plus_l2(dtype: torch.dtype) -> None:
 def test_tracking_parity_mean_plus_two_sums() -> None:
     regs = [spec("a", lambda d, lps: lps[0].sum()), spec("b", lambda d, lps: lps[0].sum())]
     _, report = compose(
-        None, [leaf([1.0, 2.0, 3.0])], lambda d, lps: lps[0].mean(), regularizers=regs,
+        None,
+        [leaf([1.0, 2.0, 3.0])],
+        lambda d, lps: lps[0].mean(),
+        regularizers=regs,
         track_grad_norms=True,
     )
     assert report.total_grad_norm == pytest.approx(7 / 3 * math.sqrt(3))
@@ -183,7 +186,7 @@ def test_total_touches_every_datum_even_when_terms_read_one() -> None:
 def test_touch_is_exact_at_minus_inf() -> None:
     # 0 · logprobs would give NaN at -inf; the anchor gives an exact zero gradient
     lps = [leaf([1.0]), leaf([-math.inf, -1.0])]
-    total, report = compose(None, lps, lambda d, l: l[0].sum())
+    total, _ = compose(None, lps, lambda d, lps: lps[0].sum())
     total.backward()
     assert total.item() == 1.0 and lps[1].grad is not None
     assert lps[1].grad.tolist() == [0.0, 0.0]
@@ -220,8 +223,9 @@ def test_tracked_gradient_equals_untracked() -> None:
     grads = []
     for track in (False, True):
         lps = [b.clone().requires_grad_(True) for b in base]
-        total, _ = compose(None, lps, lambda d, l: -l[0].mean(), regularizers=regs,
-                           track_grad_norms=track)
+        total, _ = compose(
+            None, lps, lambda d, lps: -lps[0].mean(), regularizers=regs, track_grad_norms=track
+        )
         total.backward()
         grads.append([lp.grad for lp in lps])
     for plain, tracked in zip(*grads, strict=True):
@@ -241,8 +245,13 @@ def test_disabled_specs_are_neither_computed_nor_reported() -> None:
 def test_metrics_keys_and_plain_floats() -> None:
     def base(data: Any, lps: Any) -> Any:
         loss = -lps[0].mean()
-        return loss, {"nll": loss.detach(), "ok": True, "count": 3, "note": "dropped",
-                      "vector": torch.ones(2)}
+        return loss, {
+            "nll": loss.detach(),
+            "ok": True,
+            "count": 3,
+            "note": "dropped",
+            "vector": torch.ones(2),
+        }
 
     def reg(data: Any, lps: Any) -> Any:
         value = (lps[0] ** 2).sum()
@@ -253,11 +262,20 @@ def test_metrics_keys_and_plain_floats() -> None:
     )
     _, metrics = loss_fn([FakeDatum()], [leaf([1.0, 2.0])])
     assert set(metrics) == {
-        "train/loss_total", "train/base_loss", "train/regularizer_total",
-        "train/total_grad_norm", "train/base/grad_norm", "train/base/nll", "train/base/ok",
-        "train/base/count", "train/reg/sq/value", "train/reg/sq/weight",
-        "train/reg/sq/contribution", "train/reg/sq/grad_norm",
-        "train/reg/sq/grad_norm_weighted", "train/reg/sq/peak",
+        "train/loss_total",
+        "train/base_loss",
+        "train/regularizer_total",
+        "train/total_grad_norm",
+        "train/base/grad_norm",
+        "train/base/nll",
+        "train/base/ok",
+        "train/base/count",
+        "train/reg/sq/value",
+        "train/reg/sq/weight",
+        "train/reg/sq/contribution",
+        "train/reg/sq/grad_norm",
+        "train/reg/sq/grad_norm_weighted",
+        "train/reg/sq/peak",
     }
     assert all(type(v) is float for v in metrics.values())
     assert all(":" not in k for k in metrics)
@@ -276,14 +294,28 @@ def test_untracked_metrics_have_no_grad_keys_and_dict_omits_total_norm() -> None
 
 
 def test_to_dict_is_the_tinkex_shape_with_tracking() -> None:
-    _, report = compose(None, [leaf([1.0, 2.0, 3.0])], lambda d, l: l[0].sum(),
-                        regularizers=[SUM_SQ], track_grad_norms=True)
+    _, report = compose(
+        None,
+        [leaf([1.0, 2.0, 3.0])],
+        lambda d, lps: lps[0].sum(),
+        regularizers=[SUM_SQ],
+        track_grad_norms=True,
+    )
     as_dict = report.to_dict()
     assert set(as_dict) == {
-        "loss_total", "base_loss", "regularizers", "regularizer_total", "total_grad_norm"
+        "loss_total",
+        "base_loss",
+        "regularizers",
+        "regularizer_total",
+        "total_grad_norm",
     }
     assert set(as_dict["regularizers"]["l2"]) == {
-        "value", "weight", "contribution", "grad_norm", "grad_norm_weighted", "custom"
+        "value",
+        "weight",
+        "contribution",
+        "grad_norm",
+        "grad_norm_weighted",
+        "custom",
     }
     assert as_dict["total_grad_norm"] == pytest.approx(math.sqrt(29))
 
@@ -308,7 +340,7 @@ def test_failing_regularizer_raises_regularizer_error_with_cause() -> None:
 
 @pytest.mark.parametrize(
     "result",
-    [lambda l: l[0], lambda l: 3.0, lambda l: (l[0].sum(), {}, 1), lambda l: (l[0].sum(), 5)],
+    [lambda x: x[0], lambda x: 3.0, lambda x: (x[0].sum(), {}, 1), lambda x: (x[0].sum(), 5)],
     ids=["vector", "float", "3-tuple", "bad-metrics"],
 )
 def test_non_scalar_term_is_a_failure(result: Any) -> None:
@@ -350,14 +382,26 @@ def test_spec_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda: compose(None, [leaf([1.0])], None, on_nonfinite="ignore"),
-         InvalidValueError, "`on_nonfinite`"),
-        (lambda: compose(None, [leaf([1.0])], None, track_grad_norms=1),
-         InvalidTypeError, "`track_grad_norms`"),
-        (lambda: compose(None, [leaf([1.0])], None, regularizers=[print]),
-         InvalidTypeError, "RegularizerSpec"),
-        (lambda: compose([FakeDatum()], [leaf([1.0]), leaf([2.0])], None),
-         InvalidValueError, "1 datums and 2"),
+        (
+            lambda: compose(None, [leaf([1.0])], None, on_nonfinite="ignore"),
+            InvalidValueError,
+            "`on_nonfinite`",
+        ),
+        (
+            lambda: compose(None, [leaf([1.0])], None, track_grad_norms=1),
+            InvalidTypeError,
+            "`track_grad_norms`",
+        ),
+        (
+            lambda: compose(None, [leaf([1.0])], None, regularizers=[print]),
+            InvalidTypeError,
+            "RegularizerSpec",
+        ),
+        (
+            lambda: compose([FakeDatum()], [leaf([1.0]), leaf([2.0])], None),
+            InvalidValueError,
+            "1 datums and 2",
+        ),
         (lambda: compose(None, leaf([1.0]), None), InvalidTypeError, "`logprobs_list`"),
         (lambda: compose(None, [torch.tensor([1, 2])], None), InvalidTypeError, "floating"),
         (lambda: compose(None, [torch.zeros(1, 1, 1)], None), InvalidValueError, r"\[T\]"),
@@ -382,22 +426,29 @@ def test_nonfinite_raise_names_the_term() -> None:
         compose(None, [leaf([1.0])], None, regularizers=[NAN_TERM])
     assert info.value.kind == "nan"
     with pytest.raises(NonFiniteError, match="base loss") as info:
-        compose(None, [leaf([1.0])], lambda d, l: l[0].sum() + math.inf)
+        compose(None, [leaf([1.0])], lambda d, lps: lps[0].sum() + math.inf)
     assert info.value.kind == "inf"
 
 
 def test_nonfinite_warn_keeps_the_value() -> None:
     with pytest.warns(RuntimeWarning, match="'nan'"):
-        total, report = compose(None, [leaf([1.0])], None, regularizers=[NAN_TERM],
-                                on_nonfinite="warn")
+        total, report = compose(
+            None, [leaf([1.0])], None, regularizers=[NAN_TERM], on_nonfinite="warn"
+        )
     assert math.isnan(total.item()) and math.isnan(report.regularizers["nan"].value)
 
 
 @pytest.mark.parametrize("track", [False, True])
 def test_nonfinite_zero_drops_value_and_gradient(track: bool) -> None:
     x = leaf([1.0, 2.0])
-    total, report = compose(None, [x], lambda d, l: l[0].sum(), regularizers=[NAN_TERM, SUM_SQ],
-                            on_nonfinite="zero", track_grad_norms=track)
+    total, report = compose(
+        None,
+        [x],
+        lambda d, lps: lps[0].sum(),
+        regularizers=[NAN_TERM, SUM_SQ],
+        on_nonfinite="zero",
+        track_grad_norms=track,
+    )
     assert report.regularizers["nan"].value == 0.0
     assert report.regularizers["nan"].contribution == 0.0
     assert total.item() == pytest.approx(3.0 + 2.5) and report.loss_total == pytest.approx(5.5)
@@ -418,11 +469,16 @@ def events() -> Iterator[list[tuple[Any, ...]]]:
 
 
 def test_telemetry_events(events: list[tuple[Any, ...]]) -> None:
-    compose(None, [leaf([1.0, 2.0, 3.0])], lambda d, l: l[0].sum(), regularizers=[SUM_SQ],
-            track_grad_norms=True)
+    compose(
+        None,
+        [leaf([1.0, 2.0, 3.0])],
+        lambda d, lps: lps[0].sum(),
+        regularizers=[SUM_SQ],
+        track_grad_norms=True,
+    )
     names = [event[-1] for event, _, _ in events]
     assert names == ["start", "start", "stop", "stop"]
-    (start, _, meta), (rstart, _, rmeta), (rstop, rmeas, _), (stop, meas, smeta) = events
+    (start, _, meta), (rstart, _, rmeta), (_, rmeas, _), (stop, meas, _) = events
     assert start == ("arraypenalties", "custom_loss", "start")
     assert meta == {"regularizer_count": 1, "track_grad_norms": True}
     assert rstart == ("arraypenalties", "regularizer", "compute", "start")

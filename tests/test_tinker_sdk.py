@@ -56,8 +56,9 @@ def rl_batch() -> tuple[list[Any], list[np.ndarray]]:
 
 def policy_loss(data: Any, logprobs_list: list[torch.Tensor]) -> Any:
     num = sum(
-        (lp * d.loss_fn_inputs["weights"].to_torch() * d.loss_fn_inputs["advantages"].to_torch())
-        .sum()
+        (
+            lp * d.loss_fn_inputs["weights"].to_torch() * d.loss_fn_inputs["advantages"].to_torch()
+        ).sum()
         for d, lp in zip(data, logprobs_list, strict=True)
     )
     den = sum(d.loss_fn_inputs["weights"].to_torch().sum() for d in data)
@@ -86,7 +87,9 @@ def test_rl_step_weights_are_minus_the_gradient_of_the_total() -> None:
         r = datum.loss_fn_inputs["ref_logprobs"].to_numpy().astype(np.float64) - lp
         grad = -w * a / den + 0.1 * w * (1.0 - np.exp(r)) / den
         np.testing.assert_allclose(got, -grad, rtol=1e-5, atol=1e-6)
-        expected_total += float(np.sum(-w * a * lp) / den + 0.1 * np.sum(w * (np.expm1(r) - r)) / den)
+        expected_total += float(
+            np.sum(-w * a * lp) / den + 0.1 * np.sum(w * (np.expm1(r) - r)) / den
+        )
 
     report = reports[0]
     assert report.loss_total == pytest.approx(expected_total, rel=1e-5)
@@ -95,8 +98,13 @@ def test_rl_step_weights_are_minus_the_gradient_of_the_total() -> None:
     ours = {k: v for k, v in result.metrics.items() if ":" not in k}
     assert ours == report.to_metrics()
     assert all(type(v) is float for v in ours.values())
-    assert {"loss_total", "reg/kl_divergence/value", "reg/kl_divergence/grad_norm",
-            "total_grad_norm", "base/grad_norm"} <= set(ours)
+    assert {
+        "loss_total",
+        "reg/kl_divergence/value",
+        "reg/kl_divergence/grad_norm",
+        "total_grad_norm",
+        "base/grad_norm",
+    } <= set(ours)
     flat = np.concatenate([-g for g in sent])  # -weights = ∂total/∂logprobs
     assert ours["total_grad_norm"] == pytest.approx(float(np.linalg.norm(flat)), rel=1e-5)
     # the forward request carried only target_tokens and weights; the loss saw every field
@@ -213,7 +221,10 @@ BLOCK_TINKER = textwrap.dedent(
 
 def test_works_without_tinker() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", BLOCK_TINKER], check=True, capture_output=True, text=True,
+        [sys.executable, "-c", BLOCK_TINKER],
+        check=True,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     # k1 = lp - ref summed over kept positions: (-2 - 0) + (-3 - 0) + 0 + 0 = -5

@@ -46,9 +46,9 @@ from arraypenalties.tinker._tracker import (
 )
 
 __all__ = [
+    "EVENTS",
     "BaseLossOutput",
     "CustomLossOutput",
-    "EVENTS",
     "RegularizerError",
     "RegularizerOutput",
     "RegularizerSpec",

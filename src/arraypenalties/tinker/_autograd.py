@@ -47,7 +47,7 @@ class _LinearTotal(torch.autograd.Function):
 
 def touch(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """A 0-d zero connected to every tensor in ``tensors`` with a zero gradient."""
-    out: torch.Tensor = _Touch.apply(*tensors)
+    out: torch.Tensor = _Touch.apply(*tensors)  # type: ignore[no-untyped-call]
     return out
 
 
@@ -55,5 +55,7 @@ def linear_total(
     value: torch.Tensor, variables: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]
 ) -> torch.Tensor:
     """``value`` (detached) whose gradient with respect to ``variables[i]`` is ``grads[i]``."""
-    out: torch.Tensor = _LinearTotal.apply(value.detach(), *variables, *grads)
+    out: torch.Tensor = _LinearTotal.apply(  # type: ignore[no-untyped-call]
+        value.detach(), *variables, *grads
+    )
     return out

@@ -58,7 +58,7 @@ def _elementwise(
     mask = check_mask(mask)
     core(_PROBE, **options, reduction="none")  # the core function checks its options now
 
-    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> torch.Tensor:
+    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> Any:
         x, w, _ = elements(data, logprobs_list, mask)
         if target == "probs":
             x = torch.exp(x)
@@ -76,7 +76,7 @@ def l1(
     reduction: str = "sum",
     target: str = "logprobs",
 ) -> RegularizerSpec:
-    """``lam · Σ w·|x|`` (or its weighted mean), x the log-probs or, ``target="probs"``, exp of them.
+    """``lam · Σ w·|x|`` (or its weighted mean); x the log-probs, or their exp (``"probs"``).
 
     Examples
     --------
@@ -118,14 +118,14 @@ def l2(
     target = _choice(target, "target", ("logprobs", "probs"))
     mask = check_mask(mask)
     by_mean = isinstance(center, str) and center == "mean"
-    options = {"lam": lam, "clip": clip, "center": None if by_mean else center}
+    options: dict[str, Any] = {"lam": lam, "clip": clip, "center": None if by_mean else center}
     ap.l2(_PROBE, **options, reduction="none")
     if not by_mean:
         return _elementwise(
             ap.l2, options, weight=weight, name=name, mask=mask, reduction=reduction, target=target
         )
 
-    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> torch.Tensor:
+    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> Any:
         x, w, _ = elements(data, logprobs_list, mask)
         if target == "probs":
             x = torch.exp(x)
@@ -188,7 +188,7 @@ def output_magnitude(
     mask = check_mask(mask)
     ap.output_magnitude_penalty(_PROBE, target=target, reduction=reduction)
 
-    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> torch.Tensor:
+    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> Any:
         kept = selected(data, logprobs_list, mask, "output_magnitude")
         x = torch.cat([t.reshape(-1) for t in kept])
         return ap.output_magnitude_penalty(x, target=target, reduction=reduction)
@@ -217,7 +217,7 @@ def orthogonality(
     mask = check_mask(mask)
     ap.orthogonality(torch.eye(2, dtype=torch.float64), mode=mode, normalize=normalize)
 
-    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> torch.Tensor:
+    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> Any:
         need_rows(logprobs_list, "orthogonality")
         kept = selected(data, logprobs_list, mask, "orthogonality")
         return ap.orthogonality(torch.cat(kept), mode=mode, normalize=normalize)

@@ -31,6 +31,8 @@ from arraypenalties.tinker._report import (
 from arraypenalties.tinker._specs import (
     RegularizerError,
     RegularizerSpec,
+    check_bool,
+    check_callable,
     check_on_nonfinite,
     check_specs,
 )
@@ -40,7 +42,9 @@ __all__ = ["EVENTS", "as_custom_loss_fn", "compose"]
 
 LOSS_EVENT = ("arraypenalties", "custom_loss")
 REG_EVENT = ("arraypenalties", "regularizer", "compute")
-EVENTS = tuple((*head, tail) for head in (LOSS_EVENT, REG_EVENT) for tail in ("start", "stop", "exception"))
+EVENTS = tuple(
+    (*head, tail) for head in (LOSS_EVENT, REG_EVENT) for tail in ("start", "stop", "exception")
+)
 BASE = "base loss"
 
 
@@ -97,9 +101,7 @@ def _base(base_loss_fn: Any, data: Any, variables: list[torch.Tensor]) -> _Term:
     if base_loss_fn is None:
         zero = torch.zeros((), dtype=variables[0].dtype, device=variables[0].device)
         return _Term(BASE, 1.0, zero, None, constant=True)
-    if not callable(base_loss_fn):
-        msg = f"`base_loss_fn` must be callable or None; got {base_loss_fn!r}"
-        raise InvalidTypeError(msg)
+    check_callable(base_loss_fn, "base_loss_fn", optional=True)
     value, metrics = scalar(base_loss_fn(data, variables), "`base_loss_fn`")
     _check_metrics(metrics, "`base_loss_fn`")
     return _Term(BASE, 1.0, value, metrics)
@@ -190,9 +192,7 @@ def _total(
     return total + touch(live) if live else total
 
 
-def _report(
-    terms: list[_Term], tracked: bool, total_norm: float | None
-) -> CustomLossOutput:
+def _report(terms: list[_Term], tracked: bool, total_norm: float | None) -> CustomLossOutput:
     base, regs = terms[0], terms[1:]
     outputs = {}
     for term in regs:
@@ -312,15 +312,15 @@ def compose(
     (13.0, 7.0, 29.0)
     """
     specs = check_specs(regularizers)
-    if not isinstance(track_grad_norms, bool):
-        msg = f"`track_grad_norms` must be a bool; got {track_grad_norms!r}"
-        raise InvalidTypeError(msg)
+    check_bool(track_grad_norms, "track_grad_norms")
     on_nonfinite = check_on_nonfinite(on_nonfinite)
     data, checked = check_batch(data, logprobs_list)
     if not checked:
         msg = "`logprobs_list` is empty: a custom loss needs at least one datum"
         raise InvalidValueError(msg)
-    if not any(telemetry.is_observed((*LOSS_EVENT, tail)) for tail in ("start", "stop", "exception")):
+    if not any(
+        telemetry.is_observed((*LOSS_EVENT, tail)) for tail in ("start", "stop", "exception")
+    ):
         return _compose(data, checked, base_loss_fn, specs, track_grad_norms, on_nonfinite)
     metadata = {"regularizer_count": len(specs), "track_grad_norms": track_grad_norms}
     telemetry.emit((*LOSS_EVENT, "start"), {"system_time": time.time_ns()}, metadata)
@@ -365,17 +365,11 @@ def as_custom_loss_fn(
     (2.0, {'loss_total': 2.0, 'base_loss': 2.0, 'regularizer_total': 0.0})
     """
     specs = check_specs(regularizers)
-    if base_loss_fn is not None and not callable(base_loss_fn):
-        msg = f"`base_loss_fn` must be callable or None; got {base_loss_fn!r}"
-        raise InvalidTypeError(msg)
-    if not isinstance(track_grad_norms, bool):
-        msg = f"`track_grad_norms` must be a bool; got {track_grad_norms!r}"
-        raise InvalidTypeError(msg)
+    check_callable(base_loss_fn, "base_loss_fn", optional=True)
+    check_bool(track_grad_norms, "track_grad_norms")
     on_nonfinite = check_on_nonfinite(on_nonfinite)
     prefix = check_prefix(metrics_prefix)
-    if report_sink is not None and not callable(report_sink):
-        msg = f"`report_sink` must be callable or None; got {report_sink!r}"
-        raise InvalidTypeError(msg)
+    check_callable(report_sink, "report_sink", optional=True)
 
     def custom_loss(
         data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]

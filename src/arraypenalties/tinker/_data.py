@@ -155,9 +155,7 @@ def references(
 ) -> list[torch.Tensor]:
     """One reference tensor per datum, detached, in the log-probs' dtype and shape."""
     if isinstance(reference, str):
-        items: Sequence[Any] = [
-            field(datum, index, reference) for index, datum in enumerate(data)
-        ]
+        items: Sequence[Any] = [field(datum, index, reference) for index, datum in enumerate(data)]
     elif callable(reference):
         items = _call_reference(reference, data)
     elif isinstance(reference, Sequence):

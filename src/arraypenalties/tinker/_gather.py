@@ -38,7 +38,10 @@ def elements(
     flattened and masked the same way.
     """
     data = _datums(data, len(logprobs_list))
-    weights = [mask_weights(d, i, lp, mask) for i, (d, lp) in enumerate(zip(data, logprobs_list))]
+    weights = [
+        mask_weights(d, i, lp, mask)
+        for i, (d, lp) in enumerate(zip(data, logprobs_list, strict=True))
+    ]
     x = _cat([lp.reshape(-1) for lp in logprobs_list])
     others = [_cat([t.reshape(-1) for t in tensors]) for tensors in extra]
     if all(w is None for w in weights):
@@ -74,7 +77,10 @@ def rows(
 ) -> tuple[list[torch.Tensor], torch.Tensor | None, list[list[torch.Tensor]]]:
     """Per-datum ``[T, K]`` tensors with masked rows zeroed, and one weight per row (or None)."""
     data = _datums(data, len(logprobs_list))
-    found = [mask_weights(d, i, lp, mask) for i, (d, lp) in enumerate(zip(data, logprobs_list))]
+    found = [
+        mask_weights(d, i, lp, mask)
+        for i, (d, lp) in enumerate(zip(data, logprobs_list, strict=True))
+    ]
     if all(w is None for w in found):
         return list(logprobs_list), None, [list(t) for t in extra]
     weights = []
@@ -116,7 +122,8 @@ def selected(
             w = w.mean(dim=-1)
         out.append(lp[w != 0])
     if len({t.shape[1:] for t in out}) > 1:
-        msg = f"{what} needs every datum to have the same K; got shapes {[tuple(t.shape) for t in out]}"
+        shapes = [tuple(t.shape) for t in out]
+        msg = f"{what} needs every datum to have the same K; got shapes {shapes}"
         raise InvalidValueError(msg)
     return out
 

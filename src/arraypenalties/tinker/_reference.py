@@ -16,7 +16,7 @@ import arraypenalties as ap
 from arraypenalties import InvalidTypeError, InvalidValueError
 from arraypenalties.tinker._data import MaskOption, check_mask, references
 from arraypenalties.tinker._gather import elements, need_rows, per_row, reduce, rows, selected
-from arraypenalties.tinker._specs import RegularizerSpec
+from arraypenalties.tinker._specs import RegularizerSpec, check_bool, check_callable
 
 __all__ = ["consistency", "entropy", "gradient_penalty", "kl_to_reference"]
 
@@ -90,13 +90,15 @@ def kl_to_reference(
     estimator = _choice(estimator, "estimator", _ESTIMATORS)
     reduction = _choice(reduction, "reduction", ("mean", "sum"))
     mask = check_mask(mask)
-    options = {"direction": direction, "symmetric": symmetric, "max_log_ratio": max_log_ratio}
+    options: dict[str, Any] = {
+        "direction": direction,
+        "symmetric": symmetric,
+        "max_log_ratio": max_log_ratio,
+    }
     ap.kl_divergence(_PAIR, _PAIR, **options)
-    if not isinstance(renormalize, bool):
-        msg = f"`renormalize` must be a bool; got {renormalize!r}"
-        raise InvalidTypeError(msg)
+    check_bool(renormalize, "renormalize")
 
-    def sampled(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> torch.Tensor:
+    def sampled(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> Any:
         refs = references(reference, data, logprobs_list)
         x, w, (ref,) = elements(data, logprobs_list, mask, [refs])
         if w is None:
@@ -104,7 +106,7 @@ def kl_to_reference(
         values = ap.kl_estimate(x, ref, estimator=estimator, mask=w != 0, reduction="none")
         return reduce(values, w, reduction)
 
-    def full(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> torch.Tensor:
+    def full(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> Any:
         need_rows(logprobs_list, 'kl_to_reference(estimator="full")')
         refs = references(reference, data, logprobs_list)
         p, w, (q,) = rows(data, logprobs_list, mask, [refs])
@@ -144,10 +146,10 @@ def entropy(
     reduction = _choice(reduction, "reduction", ("mean", "sum"))
     mask = check_mask(mask)
     mode = "bonus" if objective == "maximize" else "penalty"
-    options = {"mode": mode, "normalize": normalize, "temperature": temperature}
+    options: dict[str, Any] = {"mode": mode, "normalize": normalize, "temperature": temperature}
     ap.entropy(_PAIR, **options)
 
-    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> torch.Tensor:
+    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> Any:
         need_rows(logprobs_list, "entropy")
         p, w, _ = rows(data, logprobs_list, mask)
         p = _renormalized(p, renormalize)
@@ -184,7 +186,7 @@ def consistency(
     reduction = _choice(reduction, "reduction", ("mean", "sum"))
     mask = check_mask(mask)
 
-    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> torch.Tensor:
+    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> Any:
         pairs = references(pair_field, data, logprobs_list)
         if metric in ("mse", "l1"):
             x, w, (y,) = elements(data, logprobs_list, mask, [pairs])
@@ -223,9 +225,7 @@ def gradient_penalty(
     >>> spec.fn(None, [torch.tensor([3.0]), torch.tensor([4.0])]).item()  # (5 - 1)²
     16.0
     """
-    if not callable(loss_fn):
-        msg = f"`loss_fn` must be callable; got {loss_fn!r}"
-        raise InvalidTypeError(msg)
+    check_callable(loss_fn, "loss_fn")
     mode = _choice(mode, "mode", ("output", "interpolated"))
     mask = check_mask(mask)
     if mode == "interpolated":
@@ -234,7 +234,7 @@ def gradient_penalty(
             raise InvalidValueError(msg)
         _check_reference(reference_field, "reference_field")
 
-    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> torch.Tensor:
+    def fn(data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]) -> Any:
         x = torch.cat(selected(data, logprobs_list, mask, "gradient_penalty"))
         if mode == "output":
             return ap.gradient_penalty(loss_fn, x, target_norm=target_norm)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,8 @@ __all__ = [
     "ON_NONFINITE",
     "RegularizerError",
     "RegularizerSpec",
+    "check_bool",
+    "check_callable",
     "check_on_nonfinite",
     "check_specs",
 ]
@@ -79,29 +81,33 @@ class RegularizerSpec:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str):
-            msg = f"`name` must be a str; got {type(self.name).__name__} {self.name!r}"
-            raise InvalidTypeError(msg)
-        if not self.name or ":" in self.name:
-            msg = f"`name` must be a non-empty str without ':'; got {self.name!r}"
-            raise InvalidValueError(msg)
-        if not callable(self.fn):
-            msg = f"`fn` of regularizer {self.name!r} must be callable; got {self.fn!r}"
-            raise InvalidTypeError(msg)
-        weight = self.weight
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            msg = (
-                f"`weight` of regularizer {self.name!r} must be a real number; "
-                f"got {type(weight).__name__} {weight!r}"
-            )
-            raise InvalidTypeError(msg)
-        if not (math.isfinite(weight) and weight >= 0):
-            msg = f"`weight` of regularizer {self.name!r} must be finite and >= 0; got {weight!r}"
-            raise InvalidValueError(msg)
-        object.__setattr__(self, "weight", float(weight))
-        if not isinstance(self.enabled, bool):
-            msg = f"`enabled` of regularizer {self.name!r} must be a bool; got {self.enabled!r}"
-            raise InvalidTypeError(msg)
+        object.__setattr__(self, "weight", _checked(self.fn, self.weight, self.name, self.enabled))
+
+
+def _checked(fn: object, weight: object, name: object, enabled: object) -> float:
+    """The spec's fields checked; the weight as a float."""
+    if not isinstance(name, str):
+        msg = f"`name` must be a str; got {type(name).__name__} {name!r}"
+        raise InvalidTypeError(msg)
+    if not name or ":" in name:
+        msg = f"`name` must be a non-empty str without ':'; got {name!r}"
+        raise InvalidValueError(msg)
+    if not callable(fn):
+        msg = f"`fn` of regularizer {name!r} must be callable; got {fn!r}"
+        raise InvalidTypeError(msg)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        msg = (
+            f"`weight` of regularizer {name!r} must be a real number; "
+            f"got {type(weight).__name__} {weight!r}"
+        )
+        raise InvalidTypeError(msg)
+    if not (math.isfinite(weight) and weight >= 0):
+        msg = f"`weight` of regularizer {name!r} must be finite and >= 0; got {weight!r}"
+        raise InvalidValueError(msg)
+    if not isinstance(enabled, bool):
+        msg = f"`enabled` of regularizer {name!r} must be a bool; got {enabled!r}"
+        raise InvalidTypeError(msg)
+    return float(weight)
 
 
 def check_specs(regularizers: Iterable[object]) -> tuple[RegularizerSpec, ...]:
@@ -109,17 +115,18 @@ def check_specs(regularizers: Iterable[object]) -> tuple[RegularizerSpec, ...]:
     if isinstance(regularizers, (str, bytes)) or not isinstance(regularizers, Iterable):
         msg = f"`regularizers` must be a sequence of RegularizerSpec; got {regularizers!r}"
         raise InvalidTypeError(msg)
-    specs = tuple(regularizers)
-    for spec in specs:
+    specs: list[RegularizerSpec] = []
+    for spec in regularizers:
         if not isinstance(spec, RegularizerSpec):
             msg = f"each of `regularizers` must be a RegularizerSpec; got {spec!r}"
             raise InvalidTypeError(msg)
-    names: Sequence[str] = [spec.name for spec in specs]  # type: ignore[union-attr]
+        specs.append(spec)
+    names = [spec.name for spec in specs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         msg = f"regularizer names must be unique; duplicated: {duplicates} (names are {names})"
         raise InvalidValueError(msg)
-    return tuple(spec for spec in specs if spec.enabled)  # type: ignore[union-attr]
+    return tuple(spec for spec in specs if spec.enabled)
 
 
 def check_on_nonfinite(on_nonfinite: object) -> str:
@@ -127,3 +134,17 @@ def check_on_nonfinite(on_nonfinite: object) -> str:
         msg = f"`on_nonfinite` must be one of {list(ON_NONFINITE)}; got {on_nonfinite!r}"
         raise InvalidValueError(msg)
     return on_nonfinite
+
+
+def check_callable(value: object, name: str, *, optional: bool = False) -> None:
+    if callable(value) or (optional and value is None):
+        return
+    allowed = "callable or None" if optional else "callable"
+    msg = f"`{name}` must be {allowed}; got {value!r}"
+    raise InvalidTypeError(msg)
+
+
+def check_bool(value: object, name: str) -> None:
+    if not isinstance(value, bool):
+        msg = f"`{name}` must be a bool; got {value!r}"
+        raise InvalidTypeError(msg)

@@ -140,9 +140,7 @@ def grad_norm_for_regularizer(
     >>> round(grad_norm_for_regularizer(spec, None, [torch.tensor([1.0, 2.0, 3.0])]) ** 2, 4)
     56.0
     """
-    if not isinstance(spec, RegularizerSpec):
-        msg = f"`spec` must be a RegularizerSpec; got {type(spec).__name__}"
-        raise InvalidTypeError(msg)
+    check_specs([spec])  # a RegularizerSpec, enabled or not
     data, checked = check_batch(data, logprobs_list)
     variables = leaves(checked)
     value, _ = scalar(spec.fn(data, variables), f"regularizer {spec.name!r}")

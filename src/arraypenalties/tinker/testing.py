@@ -144,7 +144,8 @@ def offline_training_client(
                 for index, item in enumerate(inputs)
             ]
             surrogate = -sum(
-                float(np.sum(lp * item["weights"])) for lp, item in zip(logprobs, inputs)
+                float(np.sum(lp * item["weights"]))
+                for lp, item in zip(logprobs, inputs, strict=True)
             )
             request_id = f"request-{next(counter)}"
             pending[request_id] = _encode_output(logprobs, {"loss:sum": surrogate}, pb)
@@ -160,7 +161,7 @@ def offline_training_client(
             )
         return httpx.Response(404, json={"message": f"no route {request.url.path}"})
 
-    class _Holder(InternalClientHolder):  # type: ignore[misc]
+    class _Holder(InternalClientHolder):
         """The SDK's holder with its HTTP client on the mock transport (no session, no auth)."""
 
         def __init__(self, client: Any, loop: asyncio.AbstractEventLoop) -> None:
