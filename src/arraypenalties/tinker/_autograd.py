@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["linear_total", "touch"]
+__all__ = ["linear_total", "reaches_all", "touch"]
+
+_MAX_NODES = 4096  # beyond this, anchoring costs less than looking
 
 
 class _Touch(torch.autograd.Function):
@@ -59,3 +61,26 @@ def linear_total(
         value.detach(), *variables, *grads
     )
     return out
+
+
+def reaches_all(total: torch.Tensor, variables: Sequence[torch.Tensor]) -> bool:
+    """Whether backpropagating ``total`` gives every variable requiring grad a gradient.
+
+    Walks ``total``'s autograd graph (at most a few thousand nodes; False beyond).
+    """
+    leaves = {id(v) for v in variables if v.requires_grad and v.grad_fn is None}
+    inner = {v.grad_fn for v in variables if v.grad_fn is not None}
+    if total.grad_fn is None:
+        return not leaves and not inner
+    stack, seen = [total.grad_fn], {total.grad_fn}
+    while stack and (leaves or inner) and len(seen) < _MAX_NODES:
+        node = stack.pop()
+        inner.discard(node)
+        variable = getattr(node, "variable", None)  # AccumulateGrad: the leaf it feeds
+        if variable is not None:
+            leaves.discard(id(variable))
+        for child, _ in node.next_functions:
+            if child is not None and child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return not leaves and not inner

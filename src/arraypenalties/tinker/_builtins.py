@@ -18,7 +18,7 @@ from arraypenalties import InvalidValueError
 from arraypenalties.tinker._data import MaskOption, check_mask
 from arraypenalties.tinker._gather import elements, need_rows, reduce, selected
 from arraypenalties.tinker._reference import consistency, entropy, gradient_penalty, kl_to_reference
-from arraypenalties.tinker._specs import RegularizerSpec
+from arraypenalties.tinker._specs import RegularizerSpec, whole_batch_spec
 
 __all__ = [
     "consistency",
@@ -64,7 +64,7 @@ def _elementwise(
             x = torch.exp(x)
         return reduce(core(x, **options, reduction="none"), w, reduction)
 
-    return RegularizerSpec(fn, weight, name)
+    return whole_batch_spec(fn, weight, name)
 
 
 def l1(
@@ -132,7 +132,7 @@ def l2(
         c = reduce(x, w, "mean")
         return reduce(ap.l2(x - c, **options, reduction="none"), w, reduction)
 
-    return RegularizerSpec(fn, weight, name)
+    return whole_batch_spec(fn, weight, name)
 
 
 def elastic_net(
@@ -193,7 +193,7 @@ def output_magnitude(
         x = torch.cat([t.reshape(-1) for t in kept])
         return ap.output_magnitude_penalty(x, target=target, reduction=reduction)
 
-    return RegularizerSpec(fn, weight, name)
+    return whole_batch_spec(fn, weight, name)
 
 
 def orthogonality(
@@ -222,4 +222,4 @@ def orthogonality(
         kept = selected(data, logprobs_list, mask, "orthogonality")
         return ap.orthogonality(torch.cat(kept), mode=mode, normalize=normalize)
 
-    return RegularizerSpec(fn, weight, name)
+    return whole_batch_spec(fn, weight, name)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from arraypenalties import InvalidTypeError, InvalidValueError, NonFiniteError, telemetry
-from arraypenalties.tinker._autograd import linear_total, touch
+from arraypenalties.tinker._autograd import linear_total, reaches_all, touch
 from arraypenalties.tinker._data import check_batch
 from arraypenalties.tinker._report import (
     BaseLossOutput,
@@ -35,6 +35,7 @@ from arraypenalties.tinker._specs import (
     check_callable,
     check_on_nonfinite,
     check_specs,
+    reaches_every_datum,
 )
 from arraypenalties.tinker._tracker import norm, scalar, term_gradients, warn_failed
 
@@ -60,6 +61,7 @@ class _Term:
     custom: dict[str, float] = field(default_factory=dict)
     norm: float | None = None
     constant: bool = False  # the absent base loss: 0, with a zero gradient
+    whole_batch: bool = False  # a built-in whose graph reaches every datum
 
 
 def _failure(event: tuple[str, ...], start: int, metadata: dict[str, Any], exc: Exception) -> None:
@@ -82,7 +84,10 @@ def _evaluate(spec: RegularizerSpec, data: Any, variables: list[torch.Tensor]) -
             _failure(REG_EVENT, start, metadata, exc)
         msg = f"regularizer {spec.name!r} failed: {type(exc).__name__}: {exc}"
         raise RegularizerError(msg) from exc
-    return _Term(spec.name, spec.weight, value, metrics, time.perf_counter_ns() - start)
+    duration = time.perf_counter_ns() - start
+    term = _Term(spec.name, spec.weight, value, metrics, duration)
+    term.whole_batch = reaches_every_datum(spec.fn)
+    return term
 
 
 def _check_metrics(metrics: object, what: str) -> None:
@@ -119,7 +124,11 @@ def _to_host(terms: list[_Term]) -> None:
                     slots.append((term, key))
             elif isinstance(value, numbers.Real):  # bools and numbers; other values are dropped
                 term.custom[key] = float(value)
-    stacked = torch.stack([t.detach().to(device="cpu", dtype=torch.float64) for t in tensors])
+    first = tensors[0]
+    if all(t.dtype == first.dtype and t.device == first.device for t in tensors):
+        stacked = torch.stack([t.detach() for t in tensors])
+    else:
+        stacked = torch.stack([t.detach().to(device="cpu", dtype=torch.float64) for t in tensors])
     floats = stacked.tolist()  # the one host transfer of the values
     for term, value in zip(terms, floats, strict=False):
         term.value_float = value
@@ -180,14 +189,20 @@ def _total(
     terms: list[_Term], variables: list[torch.Tensor], grads: list[torch.Tensor] | None
 ) -> torch.Tensor:
     """``base + Σ wᵢ·regᵢ`` over the kept terms, reaching every datum's log-probs."""
-    like = variables[0]
-    total = torch.zeros((), dtype=like.dtype, device=like.device)
+    total: torch.Tensor | None = None
     for term in terms:
-        if term.kept:
+        if term.kept and not term.constant:
             value = term.value.detach() if grads is not None else term.value
-            total = total + (value if term.weight == 1.0 else term.weight * value)
+            weighted = value if term.weight == 1.0 else term.weight * value
+            total = weighted if total is None else total + weighted
+    if total is None:
+        total = torch.zeros((), dtype=variables[0].dtype, device=variables[0].device)
     if grads is not None:
         return linear_total(total, variables, grads)
+    if any(t.kept and t.whole_batch and t.value.requires_grad for t in terms):
+        return total  # a built-in already reaches every datum
+    if reaches_all(total, variables):
+        return total
     live = [v for v in variables if v.requires_grad]
     return total + touch(live) if live else total
 

@@ -117,7 +117,8 @@ def mask_weights(
     weights = field(datum, index, mask, required=False)
     if weights is None:
         return None
-    weights = weights.to(dtype=logprobs.dtype, device=logprobs.device)
+    if weights.dtype != logprobs.dtype or weights.device != logprobs.device:
+        weights = weights.to(dtype=logprobs.dtype, device=logprobs.device)
     shape, rows = tuple(weights.shape), tuple(logprobs.shape[:1])
     if shape != tuple(logprobs.shape) and shape != rows:
         msg = (
@@ -178,7 +179,9 @@ def references(
                 f"have shape {tuple(logprobs.shape)} (each datum is aligned with its own reference)"
             )
             raise InvalidValueError(msg)
-        out.append(tensor.detach().to(dtype=logprobs.dtype, device=logprobs.device))
+        if tensor.dtype != logprobs.dtype or tensor.device != logprobs.device:
+            tensor = tensor.to(dtype=logprobs.dtype, device=logprobs.device)
+        out.append(tensor.detach())
     return out
 
 

@@ -26,6 +26,11 @@ def _cat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors))
 
 
+def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Every tensor flattened, concatenated."""
+    return _cat([t if t.ndim == 1 else t.reshape(-1) for t in tensors])
+
+
 def elements(
     data: Sequence[Any] | None,
     logprobs_list: Sequence[torch.Tensor],
@@ -42,21 +47,20 @@ def elements(
         mask_weights(d, i, lp, mask)
         for i, (d, lp) in enumerate(zip(data, logprobs_list, strict=True))
     ]
-    x = _cat([lp.reshape(-1) for lp in logprobs_list])
-    others = [_cat([t.reshape(-1) for t in tensors]) for tensors in extra]
+    x = _flat(logprobs_list)
+    others = [_flat(tensors) for tensors in extra]
     if all(w is None for w in weights):
         return x, None, others
-    flat = []
+    full = []
     for w, lp in zip(weights, logprobs_list, strict=True):
         if w is None:
             w = torch.ones_like(lp, requires_grad=False)
         elif w.shape != lp.shape:
             w = w[:, None].expand(lp.shape)
-        flat.append(w.reshape(-1))
-    w = _cat(flat)
+        full.append(w)
+    w = _flat(full)
     keep = w != 0
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    return torch.where(keep, x, zero), w, [torch.where(keep, o, zero) for o in others]
+    return torch.where(keep, x, 0.0), w, [torch.where(keep, o, 0.0) for o in others]
 
 
 def need_rows(logprobs_list: Sequence[torch.Tensor], what: str) -> None:
@@ -92,10 +96,7 @@ def rows(
         weights.append(w)
 
     def masked(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        return [
-            torch.where(w[:, None] != 0, t, torch.zeros((), dtype=t.dtype, device=t.device))
-            for w, t in zip(weights, tensors, strict=True)
-        ]
+        return [torch.where(w[:, None] != 0, t, 0.0) for w, t in zip(weights, tensors, strict=True)]
 
     return masked(logprobs_list), _cat(weights), [masked(t) for t in extra]
 

@@ -16,7 +16,12 @@ import arraypenalties as ap
 from arraypenalties import InvalidTypeError, InvalidValueError
 from arraypenalties.tinker._data import MaskOption, check_mask, references
 from arraypenalties.tinker._gather import elements, need_rows, per_row, reduce, rows, selected
-from arraypenalties.tinker._specs import RegularizerSpec, check_bool, check_callable
+from arraypenalties.tinker._specs import (
+    RegularizerSpec,
+    check_bool,
+    check_callable,
+    whole_batch_spec,
+)
 
 __all__ = ["consistency", "entropy", "gradient_penalty", "kl_to_reference"]
 
@@ -114,7 +119,7 @@ def kl_to_reference(
         values = per_row(lambda a, b: ap.kl_divergence(a, b, reduction="none", **options), p, q)
         return reduce(values, w, reduction)
 
-    return RegularizerSpec(full if estimator == "full" else sampled, weight, name)
+    return whole_batch_spec(full if estimator == "full" else sampled, weight, name)
 
 
 def entropy(
@@ -156,7 +161,7 @@ def entropy(
         values = per_row(lambda a: ap.entropy(a, reduction="none", **options), p)
         return reduce(values, w, reduction)
 
-    return RegularizerSpec(fn, weight, name)
+    return whole_batch_spec(fn, weight, name)
 
 
 def consistency(
@@ -196,7 +201,7 @@ def consistency(
         values = per_row(lambda u, v: ap.consistency(u, v, metric=metric, reduction="none"), a, b)
         return reduce(values, w, reduction)
 
-    return RegularizerSpec(fn, weight, name)
+    return whole_batch_spec(fn, weight, name)
 
 
 def gradient_penalty(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ __all__ = [
     "check_callable",
     "check_on_nonfinite",
     "check_specs",
+    "reaches_every_datum",
+    "whole_batch_spec",
 ]
 
 ON_NONFINITE = ("raise", "warn", "zero")
@@ -148,3 +151,18 @@ def check_bool(value: object, name: str) -> None:
     if not isinstance(value, bool):
         msg = f"`{name}` must be a bool; got {value!r}"
         raise InvalidTypeError(msg)
+
+
+# built-in terms whose graph reaches every datum's log-probs (they concatenate them all):
+# with one of them in the total, the zero-gradient anchor for unread datums is not needed
+_WHOLE_BATCH: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
+def whole_batch_spec(fn: Callable[..., Any], weight: float, name: str) -> RegularizerSpec:
+    """A spec whose ``fn`` is known to read (and differentiate through) every datum."""
+    _WHOLE_BATCH.add(fn)
+    return RegularizerSpec(fn, weight, name)
+
+
+def reaches_every_datum(fn: Callable[..., Any]) -> bool:
+    return fn in _WHOLE_BATCH
