@@ -231,7 +231,7 @@ def run(
 
 def format_table(rows: list[Row], batch: tuple[int, int]) -> str:
     lines = [
-        f"{batch[0]} datums × {batch[1]} tokens float32, base + 4 terms, loss fn + backward",
+        f"{batch[0]} datums x {batch[1]} tokens float32, base + 4 terms, loss fn + backward",
         "",
         "| framework | case | ours (µs) | reference (µs) | ratio | target |",
         "|---|---|---:|---:|---:|---|",

@@ -503,3 +503,32 @@ def test_telemetry_exception_events(events: list[tuple[Any, ...]]) -> None:
     ]
     _, _, metadata = events[-2]
     assert metadata["regularizer_name"] == "broken" and metadata["kind"] is RuntimeError
+
+
+# ------------------------------------------------------------------ the public surface
+def test_all_matches_the_public_names_and_each_has_a_docstring() -> None:
+    import types
+
+    from arraypenalties import tinker as apt
+
+    public = {
+        name
+        for name, value in vars(apt).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert set(apt.__all__) == public
+    for name in apt.__all__:
+        value = getattr(apt, name)
+        if callable(value):
+            assert value.__doc__, name
+
+
+def test_non_leaf_log_probs_get_their_gradient_through() -> None:
+    # log-probs computed from a parameter (not leaves): the anchor/graph logic still holds
+    param = torch.tensor([0.5, -0.5], requires_grad=True)
+    lps = [param * 2.0, param * 3.0]
+    first = spec("first", lambda d, lps: (lps[0] ** 2).sum())
+    total, _ = compose(None, lps, None, regularizers=[first])
+    total.backward()
+    assert param.grad is not None
+    assert param.grad.tolist() == pytest.approx([4.0, -4.0])  # d/dp (2p)² = 8p

@@ -398,3 +398,15 @@ def test_bad_data_is_a_regularizer_error_naming_it(
     with pytest.raises(RegularizerError, match=spec.name) as info:
         compose(data, lps, None, regularizers=[spec])
     assert re.search(match, str(info.value.__cause__)), str(info.value)
+
+
+def test_builtin_alone_still_gives_every_datum_a_gradient() -> None:
+    # no anchor is added when a built-in is in the total: a fully masked datum gets zeros
+    lps = [torch.tensor([1.0, -2.0], requires_grad=True), torch.tensor([3.0], requires_grad=True)]
+    data = [FakeDatum(), FakeDatum({"weights": np.asarray([0.0])})]
+    for spec in (apt.l1(weight=1.0), apt.output_magnitude(weight=1.0)):
+        for lp in lps:
+            lp.grad = None
+        total, _ = compose(data, lps, None, regularizers=[spec])
+        total.backward()
+        assert lps[1].grad is not None and lps[1].grad.tolist() == [0.0], spec.name
