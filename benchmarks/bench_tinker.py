@@ -42,7 +42,7 @@ except ImportError:  # run as a script: the helpers sit next to this file
     from _timing import compare
 
 BATCH, QUICK_BATCH = (8, 512), (4, 64)
-FULL = {"repeats": 25, "min_time": 0.05, "warmup": 3}
+FULL = {"repeats": 41, "min_time": 0.05, "warmup": 3}
 QUICK = {"repeats": 3, "min_time": 0.005, "warmup": 1}
 WEIGHTS = {
     "kl_divergence": 0.1,

@@ -329,6 +329,20 @@ def compose(
     specs = check_specs(regularizers)
     check_bool(track_grad_norms, "track_grad_norms")
     on_nonfinite = check_on_nonfinite(on_nonfinite)
+    return _checked_compose(
+        data, logprobs_list, base_loss_fn, specs, track_grad_norms, on_nonfinite
+    )
+
+
+def _checked_compose(
+    data: Any,
+    logprobs_list: Any,
+    base_loss_fn: Any,
+    specs: tuple[RegularizerSpec, ...],
+    track_grad_norms: bool,
+    on_nonfinite: str,
+) -> tuple[torch.Tensor, CustomLossOutput]:
+    """:func:`compose` once its options are checked: the batch, then telemetry around it."""
     data, checked = check_batch(data, logprobs_list)
     if not checked:
         msg = "`logprobs_list` is empty: a custom loss needs at least one datum"
@@ -389,13 +403,8 @@ def as_custom_loss_fn(
     def custom_loss(
         data: Sequence[Any], logprobs_list: Sequence[torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        total, report = compose(
-            data,
-            logprobs_list,
-            base_loss_fn,
-            regularizers=specs,
-            track_grad_norms=track_grad_norms,
-            on_nonfinite=on_nonfinite,
+        total, report = _checked_compose(
+            data, logprobs_list, base_loss_fn, specs, track_grad_norms, on_nonfinite
         )
         if report_sink is not None:
             report_sink(report)

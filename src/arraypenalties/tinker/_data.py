@@ -70,7 +70,9 @@ def field(datum: object, index: int, name: str, *, required: bool = True) -> tor
 
 def check_batch(data: object, logprobs_list: object) -> tuple[Sequence[Any], list[torch.Tensor]]:
     """``data`` and ``logprobs_list`` as sequences of equal length; log-probs floating tensors."""
-    if isinstance(logprobs_list, torch.Tensor) or not isinstance(logprobs_list, Sequence):
+    if type(logprobs_list) not in (list, tuple) and (
+        isinstance(logprobs_list, torch.Tensor) or not isinstance(logprobs_list, Sequence)
+    ):
         msg = (
             "`logprobs_list` must be a list with one log-prob tensor per datum; "
             f"got {type(logprobs_list).__name__}"
@@ -78,7 +80,9 @@ def check_batch(data: object, logprobs_list: object) -> tuple[Sequence[Any], lis
         raise InvalidTypeError(msg)
     if data is None:
         data = [None] * len(logprobs_list)
-    if not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
+    if type(data) not in (list, tuple) and (
+        not isinstance(data, Sequence) or isinstance(data, (str, bytes))
+    ):
         msg = f"`data` must be a list of datums; got {type(data).__name__}"
         raise InvalidTypeError(msg)
     if len(data) != len(logprobs_list):
