@@ -20,9 +20,7 @@ __all__ = [
     "check_mask",
     "field",
     "mask_weights",
-    "position_weights",
     "references",
-    "row_weights",
 ]
 
 MaskOption = str | None
@@ -70,9 +68,7 @@ def field(datum: object, index: int, name: str, *, required: bool = True) -> tor
 
 def check_batch(data: object, logprobs_list: object) -> tuple[Sequence[Any], list[torch.Tensor]]:
     """``data`` and ``logprobs_list`` as sequences of equal length; log-probs floating tensors."""
-    if type(logprobs_list) not in (list, tuple) and (
-        isinstance(logprobs_list, torch.Tensor) or not isinstance(logprobs_list, Sequence)
-    ):
+    if isinstance(logprobs_list, torch.Tensor) or not isinstance(logprobs_list, Sequence):
         msg = (
             "`logprobs_list` must be a list with one log-prob tensor per datum; "
             f"got {type(logprobs_list).__name__}"
@@ -80,9 +76,7 @@ def check_batch(data: object, logprobs_list: object) -> tuple[Sequence[Any], lis
         raise InvalidTypeError(msg)
     if data is None:
         data = [None] * len(logprobs_list)
-    if type(data) not in (list, tuple) and (
-        not isinstance(data, Sequence) or isinstance(data, (str, bytes))
-    ):
+    if not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
         msg = f"`data` must be a list of datums; got {type(data).__name__}"
         raise InvalidTypeError(msg)
     if len(data) != len(logprobs_list):
@@ -131,28 +125,6 @@ def mask_weights(
         )
         raise InvalidValueError(msg)
     return weights
-
-
-def position_weights(
-    datum: object, index: int, logprobs: torch.Tensor, mask: MaskOption
-) -> torch.Tensor:
-    """Per-element weights shaped like ``logprobs`` (a row weight spreads over its K columns)."""
-    weights = mask_weights(datum, index, logprobs, mask)
-    if weights is None:
-        return torch.ones_like(logprobs, requires_grad=False).detach()
-    if weights.shape != logprobs.shape:
-        weights = weights[:, None].expand(logprobs.shape)
-    return weights
-
-
-def row_weights(
-    datum: object, index: int, logprobs: torch.Tensor, mask: MaskOption
-) -> torch.Tensor:
-    """One weight per row of a ``[T, K]`` datum (a ``[T, K]`` mask averages over K)."""
-    weights = mask_weights(datum, index, logprobs, mask)
-    if weights is None:
-        return torch.ones(logprobs.shape[:1], dtype=logprobs.dtype, device=logprobs.device)
-    return weights.mean(dim=-1) if weights.ndim == 2 else weights
 
 
 def references(
