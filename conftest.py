@@ -14,6 +14,9 @@ Fixtures
     finite-difference backends (numpy, array-api-strict, cupy);
 ``grad_case`` / ``grad_xp``
     every backend that has gradients;
+``device_case`` / ``device``
+    backends with a non-default device, and that device (array-api-strict
+    ``Device("device1")``, torch ``"meta"``: shapes, dtypes, devices, no values);
 ``dtype_name``
     "float32" and "float64".
 """
@@ -88,6 +91,17 @@ def grad_case(request: pytest.FixtureRequest) -> BackendCase:
 @pytest.fixture
 def grad_xp(grad_case: BackendCase) -> Any:
     return grad_case.xp
+
+
+@pytest.fixture(params=_params([case for case in SELECTED if case.other_device is not None]))
+def device_case(request: pytest.FixtureRequest) -> BackendCase:
+    return request.param
+
+
+@pytest.fixture
+def device(device_case: BackendCase) -> Any:
+    assert device_case.other_device is not None
+    return device_case.other_device(device_case.xp)
 
 
 @pytest.fixture(params=["float32", "float64"])

@@ -20,7 +20,7 @@ from arraypenalties import (
     l1,
     l2,
 )
-from arraypenalties._xp import get_xp
+from arraypenalties._lib.namespace import get_xp
 from arraypenalties.testing import assert_close
 
 

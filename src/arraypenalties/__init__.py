@@ -29,12 +29,8 @@ from arraypenalties.divergences import (
     kl_divergence,
     kl_estimate,
 )
-from arraypenalties.gradient_penalty import (
-    gradient_penalty,
-    interpolated_gradient_penalty,
-    output_magnitude_penalty,
-)
-from arraypenalties.penalties import elastic_net, l1, l2
+from arraypenalties.gradient_penalty import gradient_penalty, interpolated_gradient_penalty
+from arraypenalties.penalties import elastic_net, l1, l2, output_magnitude_penalty
 from arraypenalties.tracking import grad_norm, pipeline_grad_norms, total_grad_norm
 from arraypenalties.validation import is_finite, validate
 
