@@ -25,13 +25,10 @@ from arraypenalties.backends import (
     register_backend,
     set_finite_difference_limit,
 )
+from arraypenalties.testing import as_array as _a
 from arraypenalties.testing import assert_close, to_numpy
 
 POINT = [[0.5, -1.25, 2.0], [3.0, -0.75, 1.5]]
-
-
-def _a(xp: Any, values: Any, dtype_name: str = "float64") -> Any:
-    return xp.asarray(values, dtype=getattr(xp, dtype_name))
 
 
 def _cubic(xp: Any) -> Any:
@@ -41,13 +38,6 @@ def _cubic(xp: Any) -> Any:
 
 def _cubic_grad(x: np.ndarray) -> np.ndarray:
     return x**2 + np.cos(x) * x**2 + 2 * x * np.sin(x)
-
-
-@pytest.fixture
-def quiet_fd() -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FiniteDifferenceWarning)
-        yield
 
 
 @pytest.fixture

@@ -29,7 +29,9 @@ __all__ = [
     "as_array",
     "assert_close",
     "default_rtol",
+    "finite_difference_warnings",
     "float16_namespace",
+    "gradient_rtol",
     "select_backends",
     "to_numpy",
 ]
@@ -173,6 +175,28 @@ def float16_namespace(case: BackendCase) -> Any:
 
         pytest.skip(f"the {case.name} namespace exposes no float16 (the Array API has none)")
     return xp
+
+
+def gradient_rtol(case: BackendCase, dtype_name: str) -> float:
+    """The tolerance of a gradient against its closed form: 2e-5 in float32; in float64
+    1e-12 for autodiff and 1e-8 for finite differences (about 1e-10 relative)."""
+    if dtype_name == "float32":
+        return 2e-5
+    return 1e-12 if case.exact_grad else 1e-8
+
+
+def finite_difference_warnings(case: BackendCase) -> Any:
+    """A context that expects a ``FiniteDifferenceWarning`` where ``case`` approximates
+    gradients, and expects nothing where it has autodiff."""
+    import contextlib
+
+    import pytest
+
+    from arraypenalties._lib.errors import FiniteDifferenceWarning
+
+    if case.exact_grad or not case.has_gradients:
+        return contextlib.nullcontext()
+    return pytest.warns(FiniteDifferenceWarning, match="finite differences")
 
 
 def default_rtol(dtype: Any) -> float:
