@@ -9,6 +9,7 @@ from typing import Any
 from arraypenalties._lib.checks import check_int, check_real_floating, is_real_floating
 from arraypenalties._lib.errors import BackendError, InvalidTypeError, InvalidValueError
 from arraypenalties._lib.namespace import describe_type, get_xp
+from arraypenalties._lib.ops import logsumexp_array_api
 
 Array = Any
 ScalarFn = Callable[[Array], Array]
@@ -21,9 +22,9 @@ class Backend:
     :meth:`grad` and :meth:`per_term_grads` have generic versions that
     frameworks override when they can do better. :meth:`stop_gradient` is the
     identity, :meth:`is_compiling` False, :meth:`to_host` goes through
-    ``tolist``; the fused kernels (:meth:`logsumexp`, :meth:`kl_rows`,
-    :meth:`neg_entropy_rows`) return None by default, and the library then uses
-    its Array API form.
+    ``tolist``, :meth:`logsumexp` is the Array API form; the optional fused
+    kernels (:meth:`kl_rows`, :meth:`neg_entropy_rows`) return None by default,
+    and the library then uses its Array API form.
 
     Attributes
     ----------
@@ -104,12 +105,13 @@ class Backend:
     def logsumexp(
         self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Array:
-        """Optional fused kernel: numerically stable ``log Σ exp(x)`` over ``axis``.
+        """Numerically stable ``log Σ exp(x)`` over ``axis``.
 
-        None (the default) where the backend has none: the library then uses its
+        Frameworks with a native fused kernel override this; the default is the
         Array API form, with the max-shift under :meth:`stop_gradient`.
         """
-        return None
+        xp = check_differentiable_input(x)  # real floating input, as on every backend
+        return logsumexp_array_api(x, axis=axis, keepdims=keepdims, xp=xp, stop=self.stop_gradient)
 
     def kl_rows(self, lp: Array, lq: Array, /, *, axis: int) -> Array | None:
         """Optional fused kernel: per-row ``Σ p·(log p − log q)`` along ``axis``, ``p = e^log p``.

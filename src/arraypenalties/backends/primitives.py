@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from arraypenalties._lib.ops import logsumexp_array_api, safe_sqrt
+from arraypenalties._lib.ops import safe_sqrt
 from arraypenalties.backends import get_backend
 from arraypenalties.backends._base import MAX_SEED
 
@@ -79,15 +79,11 @@ def logsumexp(
     """Stable ``log Σ exp(x)`` over ``axis``: the backend's fused kernel where one exists.
 
     torch and jax use ``torch.logsumexp`` / ``jax.nn.logsumexp`` (max-shift inside,
-    exact gradients, ``-inf`` entries get weight 0); other namespaces use
-    :func:`~arraypenalties._lib.ops.logsumexp_array_api`, with the shift under the
-    backend's ``stop_gradient``.
+    exact gradients, ``-inf`` entries get weight 0); other backends keep
+    ``Backend.logsumexp``, the Array API form with the shift under their
+    ``stop_gradient``. ``xp`` is accepted for symmetry with the other helpers.
     """
-    backend = get_backend(x)
-    out = backend.logsumexp(x, axis=axis, keepdims=keepdims)
-    if out is not None:
-        return out
-    return logsumexp_array_api(x, axis=axis, keepdims=keepdims, xp=xp, stop=backend.stop_gradient)
+    return get_backend(x).logsumexp(x, axis=axis, keepdims=keepdims)
 
 
 def as_array(result: Any, xp: Any) -> Any:
