@@ -109,7 +109,8 @@ def reduce(values: Any, reduction: str, *, xp: Any, scale: float = 1.0) -> Any:
         result = values
     if scale != 1.0:
         result = result * scale
-    return get_backend(result).as_array(result)
+    backend = get_backend(result)
+    return backend.as_array(result) if backend.returns_scalars else result
 
 
 def safe_vector_norm(
