@@ -35,7 +35,10 @@ def _check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         msg = f"`seed` must be a non-negative int; got {seed!r}"
         raise InvalidTypeError(msg)
-    if not 0 <= seed <= MAX_SEED:  # the largest seed every backend's generator takes
+    if seed < 0:
+        msg = f"`seed` must be a non-negative int; got {seed!r}"
+        raise InvalidValueError(msg)
+    if seed > MAX_SEED:  # the largest seed every backend's generator takes
         msg = f"`seed` must be a non-negative int up to 2**63 - 1; got {seed!r}"
         raise InvalidValueError(msg)
     return seed
