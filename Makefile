@@ -29,6 +29,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks examples conftest.py
 	$(VENV)/bin/ruff format --check src tests benchmarks examples conftest.py
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 # Every benchmarks/bench_*.py script in turn; each prints its own table of ratios.
 bench: $(VENV)/.installed

@@ -14,18 +14,30 @@ Fixtures
     finite-difference backends (numpy, array-api-strict, cupy);
 ``grad_case`` / ``grad_xp``
     every backend that has gradients;
+``device_case`` / ``device``
+    backends with a non-default device, and that device (array-api-strict
+    ``Device("device1")``, torch ``"meta"``: shapes, dtypes, devices, no values);
 ``dtype_name``
-    "float32" and "float64".
+    "float32" and "float64";
+``traced``
+    one mechanism for every trace test: ``traced(fn, host_arrays)`` runs ``fn`` under
+    ``torch.compile(fullgraph=True, backend="eager")`` (no graph break, one graph),
+    ``jax.jit`` (no host callback) and lazily on dask (nothing computed before
+    ``.compute()``), and compares with ``fn`` of the numpy arrays.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import settings
 
+from arraypenalties import FiniteDifferenceWarning
 from arraypenalties.testing import ENV_VAR, BackendCase, select_backends
 
 SELECTED = select_backends(os.environ.get(ENV_VAR))
@@ -93,9 +105,83 @@ def grad_xp(grad_case: BackendCase) -> Any:
     return grad_case.xp
 
 
+@pytest.fixture(params=_params([case for case in SELECTED if case.other_device is not None]))
+def device_case(request: pytest.FixtureRequest) -> BackendCase:
+    return request.param
+
+
+@pytest.fixture
+def device(device_case: BackendCase) -> Any:
+    assert device_case.other_device is not None
+    return device_case.other_device(device_case.xp)
+
+
+@pytest.fixture
+def quiet_fd() -> Iterator[None]:
+    """Silence FiniteDifferenceWarning in a test that checks something else."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FiniteDifferenceWarning)
+        yield
+
+
 @pytest.fixture(params=["float32", "float64"])
 def dtype_name(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def _torch_compile(fn: Callable[..., Any], arrays: Sequence[np.ndarray]) -> Any:
+    import torch
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    tensors = [torch.asarray(np.ascontiguousarray(a)) for a in arrays]
+    explanation = torch._dynamo.explain(fn)(*tensors)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+    return torch.compile(fn, fullgraph=True, backend="eager")(*tensors).numpy()
+
+
+def _jax_jit(fn: Callable[..., Any], arrays: Sequence[np.ndarray]) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    inputs = [jnp.asarray(a) for a in arrays]
+    assert "callback" not in str(jax.make_jaxpr(fn)(*inputs))
+    return np.asarray(jax.jit(fn)(*inputs))
+
+
+def _dask_lazy(fn: Callable[..., Any], arrays: Sequence[np.ndarray]) -> Any:
+    import dask
+    import dask.array as da
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("computed before .compute()")
+
+    with dask.config.set(scheduler=refuse):
+        result = fn(*[da.from_array(np.ascontiguousarray(a), chunks=1) for a in arrays])
+    assert isinstance(result, da.Array)
+    return np.asarray(result.compute(scheduler="sync"))
+
+
+_TRACERS = {"torch.compile": _torch_compile, "jax.jit": _jax_jit, "dask-lazy": _dask_lazy}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("torch.compile", marks=pytest.mark.backend("torch"), id="torch.compile"),
+        pytest.param("jax.jit", marks=pytest.mark.backend("jax"), id="jax.jit"),
+        pytest.param("dask-lazy", marks=pytest.mark.backend("dask"), id="dask-lazy"),
+    ]
+)
+def traced(request: pytest.FixtureRequest) -> Callable[..., None]:
+    tracer = _TRACERS[request.param]
+
+    def check(fn: Callable[..., Any], arrays: Sequence[np.ndarray], *, rtol: float = 1e-12) -> None:
+        with np.errstate(invalid="ignore"):  # the numpy reference: only for its value
+            expected = np.asarray(fn(*[np.asarray(a) for a in arrays]))
+        np.testing.assert_allclose(tracer(fn, arrays), expected, rtol=rtol)
+
+    return check
 
 
 def pytest_configure(config: pytest.Config) -> None:

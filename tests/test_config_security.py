@@ -26,7 +26,7 @@ from arraypenalties import (
     pipeline,
     register_penalty,
 )
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 
 # a module that, when imported, writes a marker file and exposes a callable that writes another
 _PAYLOAD_MODULE = """

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from scipy.special import entr, log_softmax, rel_entr
 
-import arraypenalties._xp as xp_module
 from arraypenalties import (
     ArrayPenaltiesError,
     FiniteDifferenceWarning,
@@ -631,39 +630,6 @@ def test_half_inputs_keep_their_dtype(case: Any) -> None:
     )
     assert_close(kl_divergence(p, q), xp.asarray(expected, dtype=xp.float16), rtol=2.0**-11)
     assert kl_estimate(p, q).dtype == xp.float16
-
-
-# ---------------------------------------------------------------- backend primitives
-
-
-def test_fused_logsumexp_and_stop_gradient_per_backend(case: Any) -> None:
-    x = case.xp.asarray([[0.0, -1.0, -np.inf]], dtype=case.xp.float64)
-    primitives = xp_module._primitives(x)
-    if case.exact_grad:
-        backend = get_backend(x)
-        # the fused kernel (a method of the built-in backend of this framework)
-        assert primitives.logsumexp.__func__ is type(backend).logsumexp
-        assert primitives.stop_gradient.__func__ is type(backend).stop_gradient
-        for kernel in ("kl_rows", "neg_entropy_rows"):
-            found = getattr(primitives, kernel)
-            if case.name == "torch":  # the one built-in backend with fused divergence kernels
-                assert found.__func__ is getattr(type(backend), kernel)
-            else:
-                assert found is None
-    else:
-        assert primitives == (None, None, None, None)  # pure Array API fallback, identity
-    result = xp_module.logsumexp(x, axis=-1, keepdims=True, xp=case.xp)
-    expected = np.log(1.0 + math.exp(-1.0))
-    assert_close(result, case.xp.asarray([[expected]], dtype=case.xp.float64), rtol=1e-12)
-    assert xp_module.stop_gradient(x) is x or case.exact_grad
-
-
-def test_primitives_are_cached_per_type(case: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    x = case.xp.asarray([1.0], dtype=case.xp.float32)
-    xp_module._primitives(x)
-    monkeypatch.setattr(xp_module, "_load_primitives", lambda x: pytest.fail("not cached"))
-    xp_module.stop_gradient(x)
-    xp_module.logsumexp(x, axis=-1, xp=case.xp)
 
 
 # ---------------------------------------------------------------- bad input

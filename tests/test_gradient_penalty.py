@@ -27,17 +27,15 @@ from arraypenalties import (
     interpolated_gradient_penalty,
     output_magnitude_penalty,
 )
+from arraypenalties.testing import as_array as _a
 from arraypenalties.testing import assert_close, to_numpy
+from arraypenalties.testing import gradient_rtol as _rtol
 
 SPEC_PARITY = (math.sqrt(2.0) - 1.0) ** 2  # SPEC §4: gradient_penalty(sum, log([[.5, .5]]))
 RNG = np.random.default_rng(20240605)
 X_HOST = RNG.normal(size=(4, 3, 2))  # [B, ...] samples
 WEIGHTS = RNG.uniform(0.5, 2.0, size=(4, 3, 2))  # a of the quadratic Σ a·x²
 FAKE_HOST, REAL_HOST = RNG.normal(size=(4, 3, 2)), RNG.normal(size=(4, 3, 2))
-
-
-def _a(xp: Any, values: Any, dtype_name: str = "float64") -> Any:
-    return xp.asarray(values, dtype=getattr(xp, dtype_name))
 
 
 @contextlib.contextmanager
@@ -48,12 +46,6 @@ def _gradients(case: Any) -> Iterator[None]:
     else:
         with pytest.warns(FiniteDifferenceWarning, match="approximate gradient"):
             yield
-
-
-def _rtol(case: Any, dtype_name: str) -> float:
-    if dtype_name == "float32":
-        return 2e-5
-    return 1e-12 if case.exact_grad else 1e-8  # finite differences: ~1e-10 relative
 
 
 def _quadratic(xp: Any, dtype_name: str) -> Any:

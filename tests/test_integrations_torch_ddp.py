@@ -76,7 +76,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from arraypenalties import _host
+from arraypenalties.backends import primitives
 
 rank, world_size, store, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 STEPS = int(sys.argv[5])
@@ -86,7 +86,7 @@ dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_
 net = model()
 step = train_step(DistributedDataParallel(net))
 counts = {"all_reduce": 0, "to_floats": 0}
-real_all_reduce, real_to_floats = dist.all_reduce, _host.to_floats
+real_all_reduce, real_to_floats = dist.all_reduce, primitives.to_floats
 
 
 def all_reduce(*args, **kwargs):
@@ -99,12 +99,12 @@ def to_floats(values):
     return real_to_floats(values)
 
 
-dist.all_reduce, _host.to_floats = all_reduce, to_floats
+dist.all_reduce, primitives.to_floats = all_reduce, to_floats
 history = []
 for x, y in batches():
     half = slice(8 * rank, 8 * rank + 8)
     history.append(step(x[half], y[half]))
-dist.all_reduce, _host.to_floats = real_all_reduce, real_to_floats
+dist.all_reduce, primitives.to_floats = real_all_reduce, real_to_floats
 params = {name: p.detach().tolist() for name, p in net.named_parameters()}
 with open(out, "w") as file:
     json.dump({"metrics": history, "counts": counts, "params": params}, file)

@@ -218,11 +218,11 @@ def test_activity_per_sample_pipeline_and_gradient() -> None:
 
 
 def test_activity_metrics_use_one_host_transfer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from arraypenalties import _host
+    from arraypenalties.backends import primitives
 
     calls = []
-    real = _host.to_floats
-    monkeypatch.setattr(_host, "to_floats", lambda values: calls.append(1) or real(values))
+    real = primitives.to_floats
+    monkeypatch.setattr(primitives, "to_floats", lambda values: calls.append(1) or real(values))
     model = _Twice()
     act = ActivityRegularizer(model, {"encoder": ("l1", 1.0), "decoder": ("l2", 1.0)})
     model(torch.ones(2, 3))

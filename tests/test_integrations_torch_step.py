@@ -128,11 +128,11 @@ def test_train_step_matches_the_hand_written_loop() -> None:
 
 
 def test_metrics_come_from_one_host_transfer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from arraypenalties import _host
+    from arraypenalties.backends import primitives
 
     transfers: list[int] = []
-    real = _host.to_floats
-    monkeypatch.setattr(_host, "to_floats", lambda values: transfers.append(1) or real(values))
+    real = primitives.to_floats
+    monkeypatch.setattr(primitives, "to_floats", lambda values: transfers.append(1) or real(values))
     syncs: list[str] = []
     for method in ("item", "tolist", "__float__", "__bool__"):
         original = getattr(torch.Tensor, method)

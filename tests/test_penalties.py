@@ -20,13 +20,9 @@ from arraypenalties import (
     l1,
     l2,
 )
-from arraypenalties._xp import get_xp
-from arraypenalties.testing import assert_close
-
-
-def _a(xp: Any, values: Any, dtype_name: str) -> Any:
-    return xp.asarray(values, dtype=getattr(xp, dtype_name))
-
+from arraypenalties._lib.namespace import get_xp
+from arraypenalties.testing import as_array as _a
+from arraypenalties.testing import assert_close, float16_namespace
 
 # (penalty, input, options, expected) — every number from SPEC.md §1 or worked by hand.
 PARITY = [
@@ -103,11 +99,7 @@ def test_numpy_results_are_arrays_not_scalars() -> None:
 
 
 def test_half_precision_inputs_stay_half(case: Any) -> None:
-    xp = case.xp
-    if not hasattr(xp, "float16"):
-        pytest.skip(
-            f"the {case.name} namespace exposes no float16 (the Array API standard has none)"
-        )
+    xp = float16_namespace(case)
     x = xp.asarray([1.0, -2.0, 3.0], dtype=xp.float16)
     assert_close(l1(x), xp.asarray(6.0, dtype=xp.float16))
     assert_close(l2(x, lam=0.5), xp.asarray(7.0, dtype=xp.float16))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import arraypenalties._host
+import arraypenalties.backends.primitives
 from arraypenalties import MultiPipeline, Pipeline
 from arraypenalties.testing import BackendCase
 
@@ -99,15 +99,15 @@ def test_dask_compute_total_stays_lazy() -> None:
 
 @pytest.fixture
 def count_transfers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count calls of the one conversion point (``arraypenalties._host.to_floats``)."""
+    """Count calls of the one conversion point (``arraypenalties.primitives.to_floats``)."""
     calls: list[int] = []
-    original = arraypenalties._host.to_floats
+    original = arraypenalties.primitives.to_floats
 
     def counting(values: Any) -> list[float]:
         calls.append(int(values.shape[0]))
         return original(values)
 
-    monkeypatch.setattr(arraypenalties._host, "to_floats", counting)
+    monkeypatch.setattr(arraypenalties.backends.primitives, "to_floats", counting)
     return calls
 
 

@@ -127,11 +127,6 @@ def test_jax_layout_belongs_to_each_trace() -> None:
 
 # ----------------------------------------------------------------------------- gradients
 @pytest.mark.backend("torch")
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the torch backend to refuse gradient requests in inference mode "
-    "(the backends restructuring of issue 11); the pipeline propagates its BackendError",
-)
 def test_tracking_inside_torch_inference_mode_raises_backend_error() -> None:
     import torch
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import arraypenalties.testing as testing
-from arraypenalties import ArrayPenaltiesError
+from arraypenalties import InvalidValueError, UnknownNameError
 from arraypenalties.testing import assert_close, select_backends
 
 
@@ -27,7 +27,7 @@ def test_selection_by_name() -> None:
 
 
 def test_unknown_backend_name_fails() -> None:
-    with pytest.raises(ArrayPenaltiesError, match="unknown backend 'tensorflow'"):
+    with pytest.raises(UnknownNameError, match="unknown backend 'tensorflow'"):
         select_backends("numpy,tensorflow")
 
 
@@ -37,14 +37,14 @@ def test_requested_backend_that_cannot_import_fails(monkeypatch: pytest.MonkeyPa
     )
     monkeypatch.setattr(testing, "BACKENDS", (*testing.BACKENDS, missing))
     assert "ghost" not in [case.name for case in select_backends(None)]
-    with pytest.raises(ArrayPenaltiesError, match="asks for 'ghost', which cannot be imported"):
+    with pytest.raises(InvalidValueError, match="asks for 'ghost', which cannot be imported"):
         select_backends("numpy,ghost")
 
 
 def test_requested_unusable_backend_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     gpu_less = dataclasses.replace(testing.BACKENDS[0], name="nogpu", usable=lambda: False)
     monkeypatch.setattr(testing, "BACKENDS", (*testing.BACKENDS, gpu_less))
-    with pytest.raises(ArrayPenaltiesError, match="asks for 'nogpu'"):
+    with pytest.raises(InvalidValueError, match="asks for 'nogpu'"):
         select_backends("nogpu")
 
 

@@ -21,7 +21,7 @@ from arraypenalties import (
     pipeline_grad_norms,
     total_grad_norm,
 )
-from arraypenalties._xp import get_xp
+from arraypenalties._lib.namespace import get_xp
 from arraypenalties.testing import BackendCase, assert_close, to_numpy
 
 

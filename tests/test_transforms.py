@@ -16,7 +16,7 @@ import pytest
 
 from arraypenalties import ArrayPenaltiesError, InvalidTypeError, InvalidValueError
 from arraypenalties import transforms as T
-from arraypenalties._xp import get_xp
+from arraypenalties._lib.namespace import get_xp
 from arraypenalties.testing import assert_close, to_numpy
 from arraypenalties.transforms._base import overwrite_updates
 

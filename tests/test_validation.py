@@ -17,10 +17,7 @@ from arraypenalties import (
     is_finite,
     validate,
 )
-
-
-def _a(xp: Any, values: Any, dtype_name: str) -> Any:
-    return xp.asarray(np.asarray(values, dtype=np.float64), dtype=getattr(xp, dtype_name))
+from arraypenalties.testing import as_array as _a
 
 
 def test_finite_arrays_are_returned_unchanged(xp: Any, dtype_name: str) -> None:

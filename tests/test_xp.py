@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import arraypenalties._xp as xp_module
+import arraypenalties._lib.namespace as xp_module
 from arraypenalties import ArrayPenaltiesError, InvalidTypeError, InvalidValueError, l2
-from arraypenalties._checks import check_choice, check_real, check_reduction, element_count
-from arraypenalties._reductions import reduce
-from arraypenalties._xp import get_xp
+from arraypenalties._lib.checks import check_choice, check_real, check_reduction, element_count
+from arraypenalties._lib.namespace import get_xp
+from arraypenalties.backends.primitives import reduce
 from arraypenalties.testing import assert_close
 
 

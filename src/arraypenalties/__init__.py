@@ -8,7 +8,7 @@ Importing this package imports no array framework.
 """
 
 from arraypenalties import backends, schedules, telemetry, transforms
-from arraypenalties._errors import (
+from arraypenalties._lib.errors import (
     ArrayPenaltiesError,
     BackendError,
     FiniteDifferenceWarning,
@@ -27,12 +27,8 @@ from arraypenalties.divergences import (
     kl_divergence,
     kl_estimate,
 )
-from arraypenalties.gradient_penalty import (
-    gradient_penalty,
-    interpolated_gradient_penalty,
-    output_magnitude_penalty,
-)
-from arraypenalties.penalties import elastic_net, l1, l2
+from arraypenalties.gradient_penalty import gradient_penalty, interpolated_gradient_penalty
+from arraypenalties.penalties import elastic_net, l1, l2, output_magnitude_penalty
 from arraypenalties.pipelines import (
     MultiPipeline,
     Pipeline,

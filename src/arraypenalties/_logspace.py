@@ -14,10 +14,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from arraypenalties._checks import check_choice, check_real, check_real_floating
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._reductions import reduce
-from arraypenalties._xp import get_xp, run_fused, stop_gradient
+from arraypenalties._lib.checks import check_choice, check_real, check_real_floating
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.namespace import get_xp
+from arraypenalties.backends.primitives import (
+    fuses_elementwise,
+    numpy_backed,
+    reduce,
+    run_fused,
+    stop_gradient,
+)
 
 REDUCTIONS = ("sum", "mean", "none")
 
@@ -158,19 +164,16 @@ def row_dot(a: Any, b: Any, axis: int, xp: Any) -> Any:
     return xp.sum(a * b, axis=axis)
 
 
-# Namespaces that compute with numpy underneath. Their ``inf − inf`` emits a
-# RuntimeWarning even in a branch that ``where`` then discards (dask: at compute
-# time), so they get finite stand-ins before the subtraction (one more pass);
-# torch, jax and cupy never warn and take the leaner form.
-_NUMPY_BACKED = frozenset(
-    {"numpy", "array_api_compat.numpy", "array_api_strict", "array_api_compat.dask.array"}
-)
+# Namespaces that compute with numpy underneath (a backend trait): their ``inf − inf``
+# emits a RuntimeWarning even in a branch that ``where`` then discards (dask: at
+# compute time), so they get finite stand-ins before the subtraction (one more
+# pass); torch, jax and cupy never warn and take the leaner form.
 
 
 def masked_difference(a: Any, b: Any, keep: Any, xp: Any) -> Any:
     """``a − b`` where ``keep``, exactly 0 elsewhere, without evaluating ``-inf − -inf``
     on namespaces that would warn about it."""
-    if xp.__name__ in _NUMPY_BACKED:
+    if numpy_backed(a):
         return xp.where(keep, a, 0.0) - xp.where(keep, b, 0.0)
     return xp.where(keep, a - b, 0.0)
 
@@ -179,14 +182,14 @@ def floor_at(x: Any, low: float, xp: Any) -> Any:
     """``max(x, low)``: ``maximum`` on numpy-backed namespaces (array-api-compat's
     ``clip`` is a slow Python routine there), ``clip`` elsewhere (torch.compile
     breaks the graph on array-api-compat's ``maximum`` with a Python scalar)."""
-    if xp.__name__ in _NUMPY_BACKED:
+    if numpy_backed(x):
         return xp.maximum(x, low)
     return xp.clip(x, min=low)
 
 
 def cap_at(x: Any, high: float, xp: Any) -> Any:
     """``min(x, high)``, as :func:`floor_at`."""
-    if xp.__name__ in _NUMPY_BACKED:
+    if numpy_backed(x):
         return xp.minimum(x, high)
     return xp.clip(x, max=high)
 
@@ -201,8 +204,7 @@ def _clamp(x: Any, limit: float | None, xp: Any) -> Any:
 # XLA fuses a whole elementwise chain into one loop, but on the CPU a compare or a
 # select inside it does not vectorise (measured 3-6x slower than the plain KL), and
 # every further operation in the loop costs a few percent: jax gets a short form
-# built from max / multiply / add only.
-_FUSING = frozenset({"jax.numpy"})
+# built from max / multiply / add only (the backend trait ``fuses_elementwise``).
 
 
 def _kl_terms_without_select(p: Any, lp: Any, lq: Any, limit: float | None, xp: Any) -> Any:
@@ -235,7 +237,7 @@ def kl_terms(p: Any, lp: Any, lq: Any, limit: float | None, xp: Any) -> Any:
     ``p > 0`` and ``q = 0`` the term is ``+inf``, the true value, unless ``limit``
     clips the log-ratio to ``[-limit, limit]``.
     """
-    if xp.__name__ in _FUSING:
+    if fuses_elementwise(p):
         return _kl_terms_without_select(p, lp, lq, limit, xp)
     return _clamp(masked_difference(lp, lq, p > 0, xp), limit, xp) * p  # temporary first
 
@@ -258,7 +260,7 @@ def symmetric_kl_rows(lp: Any, lq: Any, axis: int, max_log_ratio: float | None, 
     mode); terms where both probabilities are 0 are exactly 0 with gradient 0.
     """
     p, q = xp.exp(lp), xp.exp(lq)
-    if xp.__name__ in _FUSING:
+    if fuses_elementwise(lp):
         both = kl_terms(p, lp, lq, max_log_ratio, xp) + kl_terms(q, lq, lp, max_log_ratio, xp)
         return 0.5 * xp.sum(both, axis=axis)
     ratio = _clamp(masked_difference(lp, lq, (p > 0) | (q > 0), xp), max_log_ratio, xp)

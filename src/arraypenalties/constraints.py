@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from arraypenalties._checks import check_choice, check_real_floating
-from arraypenalties._errors import InvalidValueError
+from arraypenalties._lib.checks import check_choice, check_real_floating
+from arraypenalties._lib.errors import InvalidValueError
+from arraypenalties._lib.namespace import device_of, get_xp
 from arraypenalties._logspace import (
     check_axis,
     check_bool,
@@ -24,8 +25,7 @@ from arraypenalties._logspace import (
     to_working,
     working_dtype,
 )
-from arraypenalties._norms import safe_vector_norm
-from arraypenalties._xp import device_of, get_xp, stop_gradient
+from arraypenalties.backends.primitives import safe_vector_norm, stop_gradient
 
 __all__ = ["POWER_ITERATIONS", "consistency", "orthogonality"]
 

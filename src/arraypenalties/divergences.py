@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from arraypenalties._checks import check_choice, check_real_floating
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.checks import check_choice, check_real_floating
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.namespace import get_xp
 from arraypenalties._logspace import (
     cap_at,
     check_axis,
@@ -33,7 +34,7 @@ from arraypenalties._logspace import (
     to_working,
     working_dtype,
 )
-from arraypenalties._xp import get_xp, logsumexp
+from arraypenalties.backends.primitives import logsumexp
 
 __all__ = ["entropy", "entropy_value", "js_divergence", "kl_divergence", "kl_estimate"]
 

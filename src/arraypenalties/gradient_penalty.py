@@ -1,5 +1,7 @@
-"""Gradient penalties: ``gradient_penalty``, ``interpolated_gradient_penalty`` (WGAN-GP)
-and the first-order proxy ``output_magnitude_penalty``.
+"""Gradient penalties: ``gradient_penalty`` and ``interpolated_gradient_penalty`` (WGAN-GP).
+
+Their first-order proxy ``output_magnitude_penalty`` computes no gradient and
+lives with the norm penalties in :mod:`arraypenalties.penalties`.
 
 A gradient penalty is only useful when it is differentiated again, into the
 parameters of the model ``fn`` closes over. On torch the gradient comes from
@@ -15,19 +17,17 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from arraypenalties._checks import (
+from arraypenalties._lib.checks import (
     check_choice,
     check_real,
     check_real_floating,
-    check_reduction,
 )
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._norms import safe_sqrt, safe_vector_norm
-from arraypenalties._reductions import reduce
-from arraypenalties._xp import describe_type, get_xp
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.namespace import describe_type, get_xp, resolve_xp
 from arraypenalties.backends import Backend, get_backend
+from arraypenalties.backends.primitives import reduce, safe_vector_norm
 
-__all__ = ["gradient_penalty", "interpolated_gradient_penalty", "output_magnitude_penalty"]
+__all__ = ["gradient_penalty", "interpolated_gradient_penalty"]
 
 METHODS = ("auto", "torch.func")
 
@@ -209,8 +209,7 @@ def gradient_penalty(
     0.171573 FiniteDifferenceWarning
     """
     _check_fn(fn)
-    if xp is None:
-        xp = get_xp(x, names=("x",))
+    xp = resolve_xp(xp, x, names=("x",))
     check_real_floating(x, "x", xp)
     target = check_real(target_norm, "target_norm", low=0.0)
     axis = _check_batch_axis(batch_axis, x)
@@ -331,8 +330,7 @@ def interpolated_gradient_penalty(
     0.171573
     """
     _check_fn(fn)
-    if xp is None:
-        xp = get_xp(fake, real, names=("fake", "real"))
+    xp = resolve_xp(xp, fake, real, names=("fake", "real"))
     check_real_floating(fake, "fake", xp)
     check_real_floating(real, "real", xp)
     if tuple(fake.shape) != tuple(real.shape):
@@ -358,76 +356,3 @@ def interpolated_gradient_penalty(
         _check_alpha(alpha, shape, fake, axis)
     interpolates = alpha * fake + (1.0 - alpha) * real
     return _penalty(fn, interpolates, target, axis, method, backend, xp)
-
-
-def output_magnitude_penalty(
-    x: Any, /, *, target: float = 1.0, reduction: str = "mean", xp: Any = None
-) -> Any:
-    """Output-magnitude penalty ``(m − target)²``: a first-order proxy for a gradient penalty.
-
-    Needs no second-order gradient, so it works on every backend and with
-    operations that lack double backward.
-
-    Parameters
-    ----------
-    x : array
-        Real floating array (a model's outputs) of any shape and namespace.
-    target : float, default 1.0
-        The magnitude ``x`` is pulled towards, finite and ``>= 0``.
-    reduction : {"mean", "sum", "none"}, default "mean"
-        ``"mean"``: ``m`` is the RMS of all elements; ``"sum"``: ``m`` is the
-        Euclidean norm of all elements; ``"none"``: ``m = |x|`` elementwise and
-        the penalty is returned elementwise.
-    xp : namespace, optional
-        The Array API namespace of ``x``; detected when omitted.
-
-    Returns
-    -------
-    array
-        0-d (or ``x``-shaped for ``"none"``) array of ``x``'s dtype and device.
-
-    Raises
-    ------
-    InvalidTypeError
-        ``x`` is not a real floating array, or an option has the wrong type.
-    InvalidValueError
-        ``target`` negative or not finite, unknown ``reduction``, or
-        ``reduction="mean"`` of an empty array.
-
-    Notes
-    -----
-    .. math::
-
-        m = \\sqrt{\\tfrac{1}{n} \\textstyle\\sum x^2} \\ (\\text{mean}), \\quad
-        m = \\sqrt{\\textstyle\\sum x^2} \\ (\\text{sum}), \\quad
-        \\mathrm{penalty} = (m - t)^2
-
-    The square root has a zero derivative at 0, so the gradient at ``x = 0`` is
-    finite (zero). ``"none"`` is this library's elementwise extension (SPEC §0:
-    every penalty accepts it).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arraypenalties import output_magnitude_penalty
-    >>> x = np.asarray([3.0, 4.0])
-    >>> output_magnitude_penalty(x, reduction="sum")  # (5 − 1)²
-    array(16.)
-    >>> output_magnitude_penalty(x, target=0.0, reduction="mean")  # RMS² = 12.5
-    array(12.5)
-    """
-    if xp is None:
-        xp = get_xp(x, names=("x",))
-    check_real_floating(x, "x", xp)
-    target = check_real(target, "target", low=0.0)
-    reduction = check_reduction(reduction, x)
-    squares = x * x
-    if reduction == "none":
-        magnitude = safe_sqrt(squares, xp)  # |x| with the derivative 0 at 0 on every backend
-    else:
-        total = xp.sum(squares) if reduction == "sum" else xp.mean(squares)
-        if target == 0.0:
-            return reduce(total, "none", xp=xp)  # (m − 0)² = m² without a square root
-        magnitude = safe_sqrt(total, xp)
-    deviation = magnitude - target
-    return reduce(deviation * deviation, "none", xp=xp)

@@ -1,4 +1,5 @@
-"""Norm penalties on parameters or activations: ``l1``, ``l2``, ``elastic_net``.
+"""Norm penalties on parameters or activations: ``l1``, ``l2``, ``elastic_net`` and
+``output_magnitude_penalty`` (a first-order proxy for a gradient penalty).
 
 Each returns a quantity to ADD to a minimised loss: ``lam · R(...)`` where ``R`` is
 the reduction (``"sum"`` by default, ``"mean"``, or ``"none"`` for the elementwise
@@ -9,23 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from arraypenalties._checks import (
+from arraypenalties._lib.checks import (
     check_choice,
     check_real,
     check_real_floating,
     check_reduction,
 )
-from arraypenalties._errors import InvalidTypeError
-from arraypenalties._reductions import reduce
-from arraypenalties._xp import get_xp
+from arraypenalties._lib.errors import InvalidTypeError
+from arraypenalties._lib.namespace import resolve_xp
+from arraypenalties._lib.ops import safe_sqrt
+from arraypenalties.backends.primitives import reduce
 
-__all__ = ["elastic_net", "l1", "l2"]
+__all__ = ["elastic_net", "l1", "l2", "output_magnitude_penalty"]
 
 
 def _prepare(x: Any, lam: object, reduction: object, xp: Any) -> tuple[Any, float, str]:
     """The checks every norm penalty starts with; returns ``(xp, lam, reduction)``."""
-    if xp is None:
-        xp = get_xp(x, names=("x",))
+    xp = resolve_xp(xp, x, names=("x",))
     check_real_floating(x, "x", xp)
     return xp, check_real(lam, "lam", low=0.0), check_reduction(reduction, x)
 
@@ -79,10 +80,10 @@ def l1(x: Any, /, *, lam: float = 1.0, reduction: str = "sum", xp: Any = None) -
 
 
 def _center_option(center: object) -> str | float | None:
-    if center is None or center == "mean":
+    if center is None:
         return center
     if isinstance(center, str):
-        check_choice(center, "center", ("mean",))
+        return check_choice(center, "center", ("mean",))
     try:
         return check_real(center, "center")
     except InvalidTypeError:
@@ -226,3 +227,75 @@ def elastic_net(
     reducer = xp.sum if reduction == "sum" else xp.mean
     mixed = alpha * reducer(xp.abs(x)) + (1.0 - alpha) * reducer(x * x)
     return reduce(mixed, "none", xp=xp, scale=lam)
+
+
+def output_magnitude_penalty(
+    x: Any, /, *, target: float = 1.0, reduction: str = "mean", xp: Any = None
+) -> Any:
+    """Output-magnitude penalty ``(m − target)²``: a first-order proxy for a gradient penalty.
+
+    Needs no second-order gradient, so it works on every backend and with
+    operations that lack double backward.
+
+    Parameters
+    ----------
+    x : array
+        Real floating array (a model's outputs) of any shape and namespace.
+    target : float, default 1.0
+        The magnitude ``x`` is pulled towards, finite and ``>= 0``.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"mean"``: ``m`` is the RMS of all elements; ``"sum"``: ``m`` is the
+        Euclidean norm of all elements; ``"none"``: ``m = |x|`` elementwise and
+        the penalty is returned elementwise.
+    xp : namespace, optional
+        The Array API namespace of ``x``; detected when omitted.
+
+    Returns
+    -------
+    array
+        0-d (or ``x``-shaped for ``"none"``) array of ``x``'s dtype and device.
+
+    Raises
+    ------
+    InvalidTypeError
+        ``x`` is not a real floating array, or an option has the wrong type.
+    InvalidValueError
+        ``target`` negative or not finite, unknown ``reduction``, or
+        ``reduction="mean"`` of an empty array.
+
+    Notes
+    -----
+    .. math::
+
+        m = \\sqrt{\\tfrac{1}{n} \\textstyle\\sum x^2} \\ (\\text{mean}), \\quad
+        m = \\sqrt{\\textstyle\\sum x^2} \\ (\\text{sum}), \\quad
+        \\mathrm{penalty} = (m - t)^2
+
+    The square root has a zero derivative at 0, so the gradient at ``x = 0`` is
+    finite (zero). ``"none"`` is this library's elementwise extension (SPEC §0:
+    every penalty accepts it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraypenalties import output_magnitude_penalty
+    >>> x = np.asarray([3.0, 4.0])
+    >>> output_magnitude_penalty(x, reduction="sum")  # (5 − 1)²
+    array(16.)
+    >>> output_magnitude_penalty(x, target=0.0, reduction="mean")  # RMS² = 12.5
+    array(12.5)
+    """
+    xp = resolve_xp(xp, x, names=("x",))
+    check_real_floating(x, "x", xp)
+    target = check_real(target, "target", low=0.0)
+    reduction = check_reduction(reduction, x)
+    squares = x * x
+    if reduction == "none":
+        magnitude = safe_sqrt(squares, xp)  # |x| with the derivative 0 at 0 on every backend
+    else:
+        total = xp.sum(squares) if reduction == "sum" else xp.mean(squares)
+        if target == 0.0:
+            return reduce(total, "none", xp=xp)  # (m − 0)² = m² without a square root
+        magnitude = safe_sqrt(total, xp)
+    deviation = magnitude - target
+    return reduce(deviation * deviation, "none", xp=xp)

@@ -44,7 +44,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 
 __all__ = [
     "EVENTS",

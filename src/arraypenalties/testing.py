@@ -19,15 +19,19 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from arraypenalties._errors import ArrayPenaltiesError
-from arraypenalties._xp import get_xp
+from arraypenalties._lib.errors import InvalidValueError, UnknownNameError
+from arraypenalties._lib.namespace import get_xp
 
 __all__ = [
     "BACKENDS",
     "ENV_VAR",
     "BackendCase",
+    "as_array",
     "assert_close",
     "default_rtol",
+    "finite_difference_warnings",
+    "float16_namespace",
+    "gradient_rtol",
     "select_backends",
     "to_numpy",
 ]
@@ -67,6 +71,8 @@ class BackendCase:
     exact_grad: bool
     has_gradients: bool
     usable: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
+    other_device: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
+    """``xp -> device``: a device other than the default (None where there is none)."""
 
     def installed(self) -> bool:
         """Whether the framework can be imported here (checked without importing it)."""
@@ -80,8 +86,18 @@ class BackendCase:
 
 BACKENDS: tuple[BackendCase, ...] = (
     BackendCase("numpy", "numpy", "array_api_compat.numpy", False, True),
-    BackendCase("array_api_strict", "array_api_strict", "array_api_strict", False, True),
-    BackendCase("torch", "torch", "array_api_compat.torch", True, True),
+    BackendCase(
+        "array_api_strict",
+        "array_api_strict",
+        "array_api_strict",
+        False,
+        True,
+        other_device=lambda xp: xp.Device("device1"),
+    ),
+    # "meta" tensors carry shapes, dtypes and devices but no values
+    BackendCase(
+        "torch", "torch", "array_api_compat.torch", True, True, other_device=lambda xp: "meta"
+    ),
     BackendCase("jax", "jax", "jax.numpy", True, True),
     BackendCase("dask", "dask", "array_api_compat.dask.array", False, False),
     BackendCase("cupy", "cupy", "array_api_compat.cupy", False, True, usable=_cupy_has_gpu),
@@ -100,9 +116,11 @@ def select_backends(requested: str | None = None) -> list[BackendCase]:
 
     Raises
     ------
-    ArrayPenaltiesError
-        A requested name is unknown, or a requested backend cannot be imported
-        or used: asked-for coverage never silently shrinks to a skip.
+    UnknownNameError
+        A requested name is unknown.
+    InvalidValueError
+        A requested backend cannot be imported or used: asked-for coverage
+        never silently shrinks to a skip.
     """
     if not requested:
         return [case for case in BACKENDS if case.installed() and case.usable()]
@@ -111,11 +129,11 @@ def select_backends(requested: str | None = None) -> list[BackendCase]:
     for name in (part.strip() for part in requested.split(",") if part.strip()):
         case = by_name.get(name)
         if case is None:
-            msg = f"{ENV_VAR} names unknown backend {name!r}; known: {', '.join(by_name)}"
-            raise ArrayPenaltiesError(msg)
+            msg = f"`{ENV_VAR}` names unknown backend {name!r}; known: {', '.join(by_name)}"
+            raise UnknownNameError(msg)
         if not (case.installed() and case.usable()):
-            msg = f"{ENV_VAR} asks for {name!r}, which cannot be imported or used here"
-            raise ArrayPenaltiesError(msg)
+            msg = f"`{ENV_VAR}` asks for {name!r}, which cannot be imported or used here"
+            raise InvalidValueError(msg)
         selected.append(case)
     return selected
 
@@ -132,6 +150,53 @@ def to_numpy(x: Any) -> Any:
     if array_api_compat.is_array_api_strict_namespace(get_xp(x)):
         return np.from_dlpack(x)
     return np.asarray(x)
+
+
+def as_array(xp: Any, values: Any, dtype_name: str = "float64", *, device: Any = None) -> Any:
+    """``values`` (nested lists or a numpy array) as an array of ``xp`` with dtype ``dtype_name``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraypenalties.testing import as_array
+    >>> as_array(np, [1, 2], "float32")
+    array([1., 2.], dtype=float32)
+    """
+    if device is None:
+        return xp.asarray(values, dtype=getattr(xp, dtype_name))
+    return xp.asarray(values, dtype=getattr(xp, dtype_name), device=device)
+
+
+def float16_namespace(case: BackendCase) -> Any:
+    """``case.xp`` if it has float16; otherwise skip the calling test, saying why."""
+    xp = case.xp
+    if not hasattr(xp, "float16"):
+        import pytest
+
+        pytest.skip(f"the {case.name} namespace exposes no float16 (the Array API has none)")
+    return xp
+
+
+def gradient_rtol(case: BackendCase, dtype_name: str) -> float:
+    """The tolerance of a gradient against its closed form: 2e-5 in float32; in float64
+    1e-12 for autodiff and 1e-8 for finite differences (about 1e-10 relative)."""
+    if dtype_name == "float32":
+        return 2e-5
+    return 1e-12 if case.exact_grad else 1e-8
+
+
+def finite_difference_warnings(case: BackendCase) -> Any:
+    """A context that expects a ``FiniteDifferenceWarning`` where ``case`` approximates
+    gradients, and expects nothing where it has autodiff."""
+    import contextlib
+
+    import pytest
+
+    from arraypenalties._lib.errors import FiniteDifferenceWarning
+
+    if case.exact_grad or not case.has_gradients:
+        return contextlib.nullcontext()
+    return pytest.warns(FiniteDifferenceWarning, match="finite differences")
 
 
 def default_rtol(dtype: Any) -> float:

@@ -15,12 +15,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from arraypenalties import _host, telemetry
-from arraypenalties._checks import check_real_floating
-from arraypenalties._errors import BackendError, GradientTrackingWarning, InvalidValueError, warn
-from arraypenalties._norms import vector_norm
-from arraypenalties._xp import get_xp
-from arraypenalties.backends import Backend, get_backend
+from arraypenalties import telemetry
+from arraypenalties._lib.checks import check_real_floating
+from arraypenalties._lib.errors import (
+    BackendError,
+    GradientTrackingWarning,
+    InvalidValueError,
+    warn,
+)
+from arraypenalties._lib.namespace import get_xp
+from arraypenalties._lib.ops import vector_norm
+from arraypenalties.backends import Backend, get_backend, primitives
 
 __all__ = ["GradPlan", "Tracked", "emit_events", "grad_norm", "tracked_gradients", "warn_failures"]
 
@@ -182,7 +187,7 @@ def grad_norm(fn: Callable[[Array], Array], x: Array, /) -> float | None:
     if norm is not None:
         xp = get_xp(x)
         dtype = xp.float64 if norm.dtype == xp.float64 else xp.float32
-        (value,) = _host.to_floats(xp.reshape(xp.astype(norm, dtype), (1,)))  # one transfer
+        (value,) = primitives.to_floats(xp.reshape(xp.astype(norm, dtype), (1,)))  # one transfer
     warn_failures(tracked.failures)
     emit_events((name,), (value,), tracked.failures, time.perf_counter_ns() - start)
     return value

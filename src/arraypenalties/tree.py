@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._reductions import as_array
-from arraypenalties._xp import describe_type, device_of, get_xp
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.namespace import describe_type, device_of, get_xp
+from arraypenalties.backends.primitives import as_array
 from arraypenalties.transforms._tree import TreeDef, check_same_structure, flatten
 
 __all__ = ["key_paths", "tree_penalty"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from arraypenalties._checks import is_real_floating
-from arraypenalties._errors import NonFiniteError
-from arraypenalties._xp import get_xp
+from arraypenalties._lib.checks import is_real_floating
+from arraypenalties._lib.errors import NonFiniteError
+from arraypenalties._lib.namespace import resolve_xp
 
 __all__ = ["is_finite", "validate"]
 
@@ -52,8 +52,7 @@ def is_finite(x: Any, /, *, xp: Any = None) -> bool:
     >>> is_finite(np.asarray([1.0, 2.0])), is_finite(np.asarray([1.0, np.inf]))
     (True, False)
     """
-    if xp is None:
-        xp = get_xp(x, names=("x",))
+    xp = resolve_xp(xp, x, names=("x",))
     if not _can_hold_non_finite(x, xp):
         return True
     return bool(xp.all(xp.isfinite(x)))
@@ -106,8 +105,7 @@ def validate(x: Any, /, *, name: str = "x", xp: Any = None) -> Any:
     ...     print(error.kind, "|", error)
     nan | `loss` contains 1 NaN value(s) among 3 elements
     """
-    if xp is None:
-        xp = get_xp(x, names=(name,))
+    xp = resolve_xp(xp, x, names=(name,))
     if not _can_hold_non_finite(x, xp) or bool(xp.all(xp.isfinite(x))):
         return x
     total = x.size if isinstance(x.size, int) else _count(xp.ones_like(x, dtype=xp.bool), xp)

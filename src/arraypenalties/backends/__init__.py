@@ -1,11 +1,17 @@
 """The backend registry: which framework's autodiff serves an array.
 
+Every framework fact of the library lives in this package: a :class:`Backend`
+answers autodiff, ``stop_gradient``, the fused kernels, ``is_compiling``, random
+numbers, the host transfer and the traits the penalties ask about
+(:mod:`arraypenalties.backends.primitives` routes those questions here).
+
 Detection never imports a framework. The array's type names its top-level
 module (``torch``, ``jaxlib``, ``numpy``, ...); failing that, the array is
 checked with ``isinstance`` against the array types of frameworks that are
 already in ``sys.modules`` (subclasses defined elsewhere). The answer is cached
-per type, and a backend's module (``_torch.py``, ``_jax.py``, ...) is imported
-the first time one of its arrays is seen.
+per type in ONE cache, and a backend's module (``_torch.py``, ``_jax.py``, ...)
+is imported, by an ``import`` statement in its loader, the first time one of its
+arrays is seen. A new backend is one file and one ``register_backend`` line.
 
 Examples
 --------
@@ -17,15 +23,15 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from arraypenalties._checks import check_real
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._xp import describe_type
+from arraypenalties._lib.checks import check_int
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.namespace import describe_type
 from arraypenalties.backends._base import Backend
 
 __all__ = [
@@ -47,7 +53,7 @@ class _Registration:
 
 _REGISTRY: dict[str, _Registration] = {}
 _LOADED: dict[str, Backend] = {}
-_BY_TYPE: dict[type, Backend] = {}
+_BY_TYPE: dict[type, Backend] = {}  # the one per-type cache of the library
 
 
 def register_backend(
@@ -78,6 +84,8 @@ def register_backend(
 
     Raises
     ------
+    InvalidTypeError
+        ``name`` is not a string, ``load`` or ``array_types`` is not callable.
     InvalidValueError
         ``name`` is already registered and ``replace`` is False, or ``modules``
         is empty.
@@ -92,10 +100,19 @@ def register_backend(
     >>> from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
     >>> register_backend("mylib", partial(FiniteDifferenceBackend, "mylib"), modules=("mylib",))
     """
+    if not isinstance(cast(object, name), str):
+        msg = f"`name` must be a str; got {describe_type(name)}"
+        raise InvalidTypeError(msg)
+    checked: tuple[tuple[str, object], ...] = (("load", load), ("array_types", array_types))
+    for param, value in checked:
+        if not callable(value) and not (param == "array_types" and value is None):
+            allowed = "a callable" if param == "load" else "None or a callable"
+            msg = f"`{param}` must be {allowed}; got {value!r} of type {type(value).__name__}"
+            raise InvalidTypeError(msg)
     if name in _REGISTRY and not replace:
         msg = f"`name` {name!r} is already registered; pass replace=True to override it"
         raise InvalidValueError(msg)
-    if isinstance(modules, str) or not modules:
+    if isinstance(modules, str) or not modules or not all(isinstance(m, str) for m in modules):
         msg = f"`modules` must be a non-empty sequence of module names; got {modules!r}"
         raise InvalidValueError(msg)
     _REGISTRY[name] = _Registration(name, tuple(modules), load, array_types)
@@ -106,7 +123,17 @@ def register_backend(
 def _load(registration: _Registration) -> Backend:
     backend = _LOADED.get(registration.name)
     if backend is None:
-        backend = _LOADED[registration.name] = registration.load()
+        backend = registration.load()
+        if not isinstance(cast(object, backend), Backend):
+            msg = (
+                f"`load` of backend {registration.name!r} must return a Backend; got "
+                f"{describe_type(backend)}"
+            )
+            raise InvalidTypeError(msg)
+        # torch.compile cannot replay a cache entry created while it traces (an
+        # object without a source): that trace uses it uncached, eager calls fill it
+        if not backend.is_compiling():
+            _LOADED[registration.name] = backend
     return backend
 
 
@@ -139,7 +166,9 @@ def get_backend(x: object) -> Backend:
     kind = type(x)
     backend = _BY_TYPE.get(kind)
     if backend is None:
-        backend = _BY_TYPE[kind] = _find(kind, x)
+        backend = _find(kind, x)
+        if not backend.is_compiling():  # see _load
+            _BY_TYPE[kind] = backend
     return backend
 
 
@@ -172,16 +201,13 @@ def set_finite_difference_limit(max_elements: int) -> int:
     >>> old = set_finite_difference_limit(50_000)
     >>> _ = set_finite_difference_limit(old)
     """
-    if isinstance(max_elements, bool) or not isinstance(max_elements, int):
-        msg = f"`max_elements` must be an int; got {describe_type(max_elements)}"
-        raise InvalidTypeError(msg)
-    check_real(max_elements, "max_elements", low=0.0)
+    count = check_int(max_elements, "max_elements", low=0)
     from arraypenalties.backends._finite_diff import set_max_elements
 
-    return set_max_elements(max_elements)
+    return set_max_elements(count)
 
 
-def _module_attribute(module: str, *attributes: str) -> Callable[[], tuple[type, ...]]:
+def _types(module: str, *attributes: str) -> Callable[[], tuple[type, ...]]:
     def array_types() -> tuple[type, ...]:
         found = sys.modules.get(module)  # not imported: no array of it can exist
         return () if found is None else tuple(getattr(found, name) for name in attributes)
@@ -189,56 +215,59 @@ def _module_attribute(module: str, *attributes: str) -> Callable[[], tuple[type,
     return array_types
 
 
-def _finite_difference(name: str) -> Callable[[], Backend]:
-    def load() -> Backend:
-        from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
-
-        return FiniteDifferenceBackend(name)
-
-    return load
+# Loaders are ``import`` statements, not ``importlib``: torch.compile traces them,
+# so even a first call that is compiled finds its backend without a graph break.
 
 
-def _class_in(module: str, cls: str) -> Callable[[], Backend]:
-    def load() -> Backend:
-        backend: Backend = getattr(importlib.import_module(module), cls)()
-        return backend
+def _numpy() -> Backend:
+    from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
 
-    return load
+    return FiniteDifferenceBackend("numpy", numpy_backed=True)
+
+
+def _array_api_strict() -> Backend:
+    from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
+
+    return FiniteDifferenceBackend("array_api_strict", numpy_backed=True)
+
+
+def _cupy() -> Backend:
+    from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
+
+    return FiniteDifferenceBackend("cupy")
+
+
+def _torch() -> Backend:
+    from arraypenalties.backends._torch import TorchBackend
+
+    return TorchBackend()
+
+
+def _jax() -> Backend:
+    from arraypenalties.backends._jax import JaxBackend
+
+    return JaxBackend()
+
+
+def _dask() -> Backend:
+    from arraypenalties.backends._dask import DaskBackend
+
+    return DaskBackend()
 
 
 register_backend(
     "numpy",
-    _finite_difference("numpy"),
+    _numpy,
     modules=("numpy",),
-    array_types=_module_attribute("numpy", "ndarray", "generic"),
+    array_types=_types("numpy", "ndarray", "generic"),
 )
 register_backend(
     "array_api_strict",
-    _finite_difference("array_api_strict"),
+    _array_api_strict,
     modules=("array_api_strict",),
-    array_types=_module_attribute("array_api_strict._array_object", "Array"),
+    array_types=_types("array_api_strict._array_object", "Array"),
 )
-register_backend(
-    "cupy",
-    _finite_difference("cupy"),
-    modules=("cupy",),
-    array_types=_module_attribute("cupy", "ndarray"),
-)
-register_backend(
-    "torch",
-    _class_in("arraypenalties.backends._torch", "TorchBackend"),
-    modules=("torch",),
-    array_types=_module_attribute("torch", "Tensor"),
-)
-register_backend(
-    "jax",
-    _class_in("arraypenalties.backends._jax", "JaxBackend"),
-    modules=("jax", "jaxlib"),
-    array_types=_module_attribute("jax", "Array"),
-)
-register_backend(
-    "dask",
-    _class_in("arraypenalties.backends._dask", "DaskBackend"),
-    modules=("dask",),
-    array_types=_module_attribute("dask.array", "Array"),
-)
+register_backend("cupy", _cupy, modules=("cupy",), array_types=_types("cupy", "ndarray"))
+register_backend("torch", _torch, modules=("torch",), array_types=_types("torch", "Tensor"))
+register_backend("jax", _jax, modules=("jax", "jaxlib"), array_types=_types("jax", "Array"))
+register_backend("dask", _dask, modules=("dask",), array_types=_types("dask.array", "Array"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from arraypenalties._checks import check_real_floating, is_real_floating
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._xp import describe_type, get_xp
+from arraypenalties._lib.checks import check_int, check_real_floating, is_real_floating
+from arraypenalties._lib.errors import BackendError, InvalidTypeError, InvalidValueError
+from arraypenalties._lib.namespace import describe_type, get_xp
+from arraypenalties._lib.ops import logsumexp_array_api
 
 Array = Any
 ScalarFn = Callable[[Array], Array]
@@ -16,10 +18,13 @@ ScalarFn = Callable[[Array], Array]
 class Backend:
     """What arraypenalties needs from an array framework beyond the Array API.
 
-    Subclasses implement :meth:`value_and_grad`, :meth:`stop_gradient`,
-    :meth:`logsumexp` and :meth:`uniform`; :meth:`grad` and :meth:`per_term_grads`
-    have generic versions that frameworks override when they can do better, and
-    :meth:`kl_rows` and :meth:`neg_entropy_rows` are optional fused kernels.
+    Subclasses implement :meth:`value_and_grad` and :meth:`uniform`;
+    :meth:`grad` and :meth:`per_term_grads` have generic versions that
+    frameworks override when they can do better. :meth:`stop_gradient` is the
+    identity, :meth:`is_compiling` False, :meth:`to_host` goes through
+    ``tolist``, :meth:`logsumexp` is the Array API form; the optional fused
+    kernels (:meth:`kl_rows`, :meth:`neg_entropy_rows`) return None by default,
+    and the library then uses its Array API form.
 
     Attributes
     ----------
@@ -29,11 +34,28 @@ class Backend:
         True when gradients come from autodiff, False for approximations.
     has_gradients : bool
         False for value-only backends (dask): every gradient request raises.
+    numpy_backed : bool
+        True when the namespace computes with numpy underneath (numpy,
+        array-api-strict, dask): ``inf - inf`` warns there even in a branch that
+        ``where`` discards, and ``maximum`` with a scalar beats ``clip``.
+    returns_scalars : bool
+        True when reductions return scalars instead of 0-d arrays (numpy);
+        :meth:`as_array` turns them back into arrays.
+    fuses_elementwise : bool
+        True when a compiler fuses whole elementwise chains (XLA), so forms
+        without compares and selects are faster.
+    norm_zero_derivative : bool
+        True when the namespace's fused ``linalg.vector_norm`` has a zero
+        derivative at 0 (torch; jax's is NaN).
     """
 
     name: str = "base"
     exact: bool = False
     has_gradients: bool = True
+    numpy_backed: bool = False
+    returns_scalars: bool = False
+    fuses_elementwise: bool = False
+    norm_zero_derivative: bool = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} exact={self.exact}>"
@@ -66,7 +88,11 @@ class Backend:
 
     def stop_gradient(self, x: Array, /) -> Array:
         """``x`` as a constant for autodiff (identity on backends without it)."""
-        raise NotImplementedError
+        return x
+
+    def is_compiling(self) -> bool:
+        """True while a compiler traces the current call (``torch.compile``)."""
+        return False
 
     def jit(self, fn: Callable[..., Any], /) -> Callable[..., Any]:
         """``fn`` compiled for repeated calls where tracing is cheap and cached (jax.jit).
@@ -79,17 +105,22 @@ class Backend:
     def logsumexp(
         self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Array:
-        """Numerically stable ``log Σ exp(x)`` over ``axis``."""
-        raise NotImplementedError
+        """Numerically stable ``log Σ exp(x)`` over ``axis``.
+
+        Frameworks with a native fused kernel override this; the default is the
+        Array API form, with the max-shift under :meth:`stop_gradient`.
+        """
+        xp = check_differentiable_input(x)  # real floating input, as on every backend
+        return logsumexp_array_api(x, axis=axis, keepdims=keepdims, xp=xp, stop=self.stop_gradient)
 
     def kl_rows(self, lp: Array, lq: Array, /, *, axis: int) -> Array | None:
         """Optional fused kernel: per-row ``Σ p·(log p − log q)`` along ``axis``, ``p = e^log p``.
 
         Terms with ``p = 0`` are exactly 0 with a zero gradient (also where
         ``log q = -inf``), ``p > 0 = q`` gives ``+inf``. Backends without one keep
-        this default, and the divergences use their Array API form.
+        this default (None), and the divergences use their Array API form.
         """
-        raise NotImplementedError
+        return None
 
     def neg_entropy_rows(self, lp: Array, /, *, axis: int) -> Array | None:
         """Optional fused kernel: per-row ``Σ p·log p`` along ``axis``, terms 0 where ``p = 0``.
@@ -97,7 +128,7 @@ class Backend:
         Gradients finite everywhere (0 where ``p = 0``). Optional and may return
         None, as :meth:`kl_rows`.
         """
-        raise NotImplementedError
+        return None
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         """Samples of U[0, 1) of ``shape`` and ``dtype`` on ``like``'s device.
@@ -105,7 +136,24 @@ class Backend:
         ``rng`` is an int seed or the framework's generator / key; ``None`` uses
         the framework's global generator where one exists.
         """
-        raise NotImplementedError
+        raise BackendError(f"the {self.name} backend has no random number generator")
+
+    def normals(self, leaves: Sequence[Array], seed: Any, step: Any, /) -> list[Array]:
+        """N(0, 1) samples with each leaf's shape, dtype and device, a pure function of
+        ``(seed, step)`` (non-negative ints; traced integers where the framework traces).
+        """
+        raise BackendError(f"the {self.name} backend has no random number generator")
+
+    def as_array(self, result: Any, /) -> Array:
+        """``result`` of a reduction as an array (numpy turns 0-d results into scalars)."""
+        return result
+
+    def to_host(self, values: Array, /) -> list[float]:
+        """A 1-d float array as Python floats, in one device-to-host transfer.
+
+        The one documented host-transfer point of the library (``Pipeline.compute``).
+        """
+        return [float(value) for value in values.tolist()]
 
 
 def check_differentiable_input(x: Array) -> Any:
@@ -128,6 +176,22 @@ def check_scalar_output(value: Array) -> None:
             f"{value.dtype} (integer outputs such as argmax have no gradient)"
         )
         raise InvalidTypeError(msg)
+
+
+MAX_SEED = 2**63 - 1  # the largest seed every built-in generator takes (jax: int64)
+
+
+def int_seed(rng: object) -> int | None:
+    """``rng`` as an int seed (ints and numpy integers, not bools), None if it is no integer.
+
+    Raises
+    ------
+    InvalidValueError
+        ``rng`` is an integer outside ``[0, 2**63 - 1]``.
+    """
+    if isinstance(rng, bool) or not isinstance(rng, numbers.Integral):
+        return None
+    return check_int(rng, "rng", low=0, high=MAX_SEED)
 
 
 def rng_type_error(rng: object, allowed: str) -> InvalidTypeError:

@@ -8,15 +8,9 @@ from typing import Any, NoReturn
 import dask.array as da
 import numpy as np
 
-from arraypenalties._errors import BackendError
-from arraypenalties._xp import logsumexp_array_api
-from arraypenalties.backends._base import (
-    Array,
-    Backend,
-    ScalarFn,
-    check_differentiable_input,
-    rng_type_error,
-)
+from arraypenalties._lib.errors import BackendError
+from arraypenalties.backends._base import Array, Backend, ScalarFn, int_seed, rng_type_error
+from arraypenalties.backends._finite_diff import host_normals
 
 
 def _no_autodiff() -> NoReturn:
@@ -34,6 +28,7 @@ class DaskBackend(Backend):
     name = "dask"
     exact = False
     has_gradients = False
+    numpy_backed = True  # numpy chunks: inf - inf warns at compute time
 
     def value_and_grad(
         self, fn: ScalarFn, x: Array, /, *, create_graph: bool = False
@@ -45,19 +40,20 @@ class DaskBackend(Backend):
     ) -> tuple[list[Array], list[Array]]:
         _no_autodiff()
 
-    def stop_gradient(self, x: Array, /) -> Array:
-        return x
+    def normals(self, leaves: Sequence[Array], seed: Any, step: Any, /) -> list[Array]:
+        """Drawn with numpy on the host (as for numpy arrays), then wrapped as dask arrays."""
+        return host_normals(leaves, seed, step)
 
-    def logsumexp(
-        self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
-    ) -> Array:
-        xp = check_differentiable_input(x)  # real floating input, as on every backend
-        return logsumexp_array_api(x, axis=axis, keepdims=keepdims, xp=xp)
+    def to_host(self, values: Array, /) -> list[float]:
+        """Computed once, then copied with ``tolist``."""
+        return [float(value) for value in values.compute().tolist()]
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         """Lazy samples from ``dask.array.random.default_rng`` (None, int or Generator)."""
-        seed = rng is None or (isinstance(rng, int) and not isinstance(rng, bool))
-        if seed or isinstance(rng, (np.random.Generator, da.random.Generator)):
+        seed = int_seed(rng)
+        if rng is None or seed is not None:
+            generator = da.random.default_rng(seed)
+        elif isinstance(rng, (np.random.Generator, da.random.Generator)):
             generator = da.random.default_rng(rng)
         else:
             raise rng_type_error(rng, "None, an int seed or a numpy / dask Generator")

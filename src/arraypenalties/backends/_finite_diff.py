@@ -16,6 +16,7 @@ are not resolved. Use torch or jax when that matters.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,15 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from arraypenalties._checks import element_count
-from arraypenalties._errors import BackendError, FiniteDifferenceWarning, warn
-from arraypenalties._xp import logsumexp_array_api
+from arraypenalties._lib.checks import element_count
+from arraypenalties._lib.errors import BackendError, FiniteDifferenceWarning, warn
+from arraypenalties._lib.namespace import device_of, get_xp
 from arraypenalties.backends._base import (
     Array,
     Backend,
     ScalarFn,
     check_differentiable_input,
     check_scalar_output,
+    int_seed,
     rng_type_error,
 )
 
@@ -85,8 +87,10 @@ class FiniteDifferenceBackend(Backend):
 
     exact = False
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, numpy_backed: bool = False) -> None:
         self.name = name
+        self.numpy_backed = numpy_backed
+        self.returns_scalars = name == "numpy"  # numpy reductions give numpy scalars
 
     def _check_request(self, x: Array, create_graph: bool) -> Any:
         xp = check_differentiable_input(x)
@@ -141,14 +145,21 @@ class FiniteDifferenceBackend(Backend):
                 check_scalar_output(value)
             return values, [_central_differences(fn, x, xp) for fn in fns]
 
-    def stop_gradient(self, x: Array, /) -> Array:
-        return x
+    def as_array(self, result: Any, /) -> Array:
+        # numpy itself, not the compat wrapper: 0.14 µs instead of 1.3 µs per call
+        return np.asarray(result) if self.returns_scalars else result
 
-    def logsumexp(
-        self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
-    ) -> Array:
-        xp = check_differentiable_input(x)
-        return logsumexp_array_api(x, axis=axis, keepdims=keepdims, xp=xp)
+    def to_host(self, values: Array, /) -> list[float]:
+        """``tolist``; arrays without it (array-api-strict) go through DLPack into numpy."""
+        if not hasattr(values, "tolist"):
+            values = np.from_dlpack(values)
+        return [float(value) for value in values.tolist()]
+
+    def normals(self, leaves: Sequence[Array], seed: Any, step: Any, /) -> list[Array]:
+        """``numpy.random.default_rng([seed, step])`` (PCG64 through ``SeedSequence``),
+        drawn on the host in float32 or float64, then moved to each leaf's namespace,
+        dtype and device."""
+        return host_normals(leaves, seed, step)
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         """Samples from a numpy ``Generator`` (``rng``: None, int seed or Generator).
@@ -157,8 +168,9 @@ class FiniteDifferenceBackend(Backend):
         float64, with values that round up to 1.0 wrapped to 0), then moved to
         ``like``'s namespace and device.
         """
-        if rng is None or (isinstance(rng, int) and not isinstance(rng, bool)):
-            generator = np.random.default_rng(rng)
+        seed = int_seed(rng)
+        if rng is None or seed is not None:
+            generator = np.random.default_rng(seed)
         elif isinstance(rng, np.random.Generator):
             generator = rng
         else:
@@ -171,3 +183,18 @@ class FiniteDifferenceBackend(Backend):
             return samples
         # narrower dtypes (float16) round values near 1 up to 1.0: wrap them to 0 (mod 1)
         return xp.where(samples >= 1.0, xp.zeros_like(samples), samples)
+
+
+def host_normals(leaves: Sequence[Array], seed: Any, step: Any) -> list[Array]:
+    """N(0, 1) samples drawn with numpy on the host, in each leaf's namespace, dtype, device."""
+    seed, step = operator.index(seed), operator.index(step)
+    generator = np.random.default_rng([seed, step])
+    out = []
+    for leaf in leaves:
+        xp = get_xp(leaf)
+        single = leaf.dtype == xp.float32
+        samples = generator.standard_normal(
+            tuple(leaf.shape), dtype=np.float32 if single else np.float64
+        )
+        out.append(xp.asarray(samples, dtype=leaf.dtype, device=device_of(leaf)))
+    return out

@@ -14,10 +14,15 @@ from arraypenalties.backends._base import (
     ScalarFn,
     check_differentiable_input,
     check_scalar_output,
+    int_seed,
     rng_type_error,
 )
 
 _JIT_CACHE_SIZE = 32
+
+
+def _is_integer(dtype: Any) -> bool:
+    return bool(jax.numpy.issubdtype(dtype, jax.numpy.integer))
 
 
 def _checked(fn: ScalarFn) -> ScalarFn:
@@ -41,6 +46,7 @@ class JaxBackend(Backend):
 
     name = "jax"
     exact = True
+    fuses_elementwise = True  # XLA fuses elementwise chains: compares and selects cost
 
     def __init__(self) -> None:
         self._per_term_cache: OrderedDict[tuple[ScalarFn, ...], Callable[..., Any]] = OrderedDict()
@@ -78,8 +84,11 @@ class JaxBackend(Backend):
         return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
-        if isinstance(rng, int) and not isinstance(rng, bool):
-            key = jax.random.key(rng)
+        seed = None if isinstance(rng, jax.Array) else int_seed(rng)
+        if seed is not None:
+            key = jax.random.key(seed)
+        elif isinstance(rng, jax.Array) and rng.ndim == 0 and _is_integer(rng.dtype):
+            key = jax.random.key(rng)  # an int seed that is an array (traced under jax.jit)
         elif isinstance(rng, jax.Array):
             key = rng
         else:
@@ -89,3 +98,15 @@ class JaxBackend(Backend):
         if isinstance(like, jax.core.Tracer):
             return samples
         return jax.device_put(samples, like.sharding)
+
+    def normals(self, leaves: Sequence[Array], seed: Any, step: Any, /) -> list[Array]:
+        """``jax.random.normal`` with the keys ``split(fold_in(key(seed), step), n)``,
+        one per leaf; ``seed`` and ``step`` may be traced integers (``jax.jit``)."""
+        keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), step), len(leaves))
+        out = []
+        for index, leaf in enumerate(leaves):
+            samples = jax.random.normal(keys[index], leaf.shape, dtype=leaf.dtype)
+            if not isinstance(leaf, jax.core.Tracer):  # same placement as the leaf
+                samples = jax.device_put(samples, leaf.sharding)
+            out.append(samples)
+        return out

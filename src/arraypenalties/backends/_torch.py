@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.func
 
-from arraypenalties._errors import BackendError
+from arraypenalties._lib.errors import BackendError
 from arraypenalties.backends import _torch_kernels
 from arraypenalties.backends._base import (
     Array,
@@ -16,8 +17,25 @@ from arraypenalties.backends._base import (
     ScalarFn,
     check_differentiable_input,
     check_scalar_output,
+    int_seed,
     rng_type_error,
 )
+
+
+def _check_autograd(x: torch.Tensor) -> None:
+    """Raise :class:`BackendError` where autograd cannot run (it would give wrong zeros)."""
+    if torch.is_inference_mode_enabled():
+        msg = (
+            "gradients cannot be computed inside torch.inference_mode() (autograd records "
+            "nothing there); compute them outside it, or use torch.no_grad() for the rest"
+        )
+        raise BackendError(msg)
+    if x.is_inference():
+        msg = (
+            "`x` is an inference tensor (created under torch.inference_mode()) and cannot "
+            "take part in autograd; pass x.clone() made outside inference mode"
+        )
+        raise BackendError(msg)
 
 
 def _grad_input(x: torch.Tensor, create_graph: bool) -> torch.Tensor:
@@ -130,11 +148,13 @@ class TorchBackend(Backend):
 
     name = "torch"
     exact = True
+    norm_zero_derivative = True  # saves ~80 µs per WGAN-GP step against a double where
 
     def value_and_grad(
         self, fn: ScalarFn, x: Array, /, *, create_graph: bool = False
     ) -> tuple[Array, Array]:
         check_differentiable_input(x)
+        _check_autograd(x)
         x_in = _grad_input(x, create_graph)
         with torch.enable_grad():
             value = fn(x_in)
@@ -155,6 +175,7 @@ class TorchBackend(Backend):
         without a second forward pass. The gradients never accumulate into ``.grad``.
         """
         check_differentiable_input(x)
+        _check_autograd(x)
         x_in = x if keep_graph and x.requires_grad else x.detach().requires_grad_(True)
         with torch.enable_grad():
             values = [fn(x_in) for fn in fns]
@@ -173,6 +194,7 @@ class TorchBackend(Backend):
         raises :class:`BackendError`.
         """
         check_differentiable_input(x)
+        _check_autograd(x)
         with torch.enable_grad():
             try:
                 grad = torch.func.grad(_checked(fn))(x)
@@ -193,6 +215,9 @@ class TorchBackend(Backend):
     def stop_gradient(self, x: Array, /) -> Array:
         return x.detach()
 
+    def is_compiling(self) -> bool:
+        return bool(torch.compiler.is_compiling())
+
     def logsumexp(
         self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Array:
@@ -207,10 +232,44 @@ class TorchBackend(Backend):
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         generator: torch.Generator | None
+        seed = int_seed(rng)
         if rng is None or isinstance(rng, torch.Generator):
             generator = rng
-        elif isinstance(rng, int) and not isinstance(rng, bool):
-            generator = torch.Generator(device=like.device).manual_seed(rng)
+        elif seed is not None:
+            generator = _seeded(seed, like.device)
         else:
             raise rng_type_error(rng, "None, an int seed or a torch.Generator")
         return torch.rand(shape, generator=generator, dtype=dtype, device=like.device)
+
+    def normals(self, leaves: Sequence[Array], seed: Any, step: Any, /) -> list[Array]:
+        """One ``torch.Generator`` per device, seeded with a SplitMix64 hash of
+        ``(seed, step)``; the leaves draw from it in order with ``torch.randn``."""
+        mixed = _splitmix64(_splitmix64(operator.index(seed)) ^ operator.index(step)) >> 1
+        generators: dict[Any, torch.Generator | None] = {}
+        out = []
+        for leaf in leaves:
+            if leaf.device not in generators:  # torch seeds take 63 bits safely
+                generators[leaf.device] = _seeded(mixed, leaf.device)
+            generator = generators[leaf.device]
+            out.append(
+                torch.randn(leaf.shape, generator=generator, dtype=leaf.dtype, device=leaf.device)
+            )
+        return out
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _seeded(seed: int, device: torch.device) -> torch.Generator | None:
+    """A generator on ``device`` seeded with ``seed``; None on "meta" (no values to draw)."""
+    if device.type == "meta":
+        return None
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _splitmix64(value: int) -> int:
+    """The SplitMix64 finaliser: a bijective 64-bit mix of well-spread bits."""
+    value = (value + 0x9E3779B97F4A7C15) & _MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)

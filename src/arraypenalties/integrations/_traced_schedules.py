@@ -14,7 +14,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from arraypenalties._errors import InvalidValueError
+from arraypenalties._lib.errors import InvalidValueError
 from arraypenalties.schedules import Schedule
 
 __all__ = ["traced_weight"]

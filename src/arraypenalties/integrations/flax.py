@@ -35,7 +35,7 @@ from typing import Any
 import flax  # noqa: F401  (the framework this module adapts; imported at the top by design)
 import jax.numpy as jnp
 
-from arraypenalties._errors import InvalidValueError
+from arraypenalties._lib.errors import InvalidValueError
 from arraypenalties.integrations._sown import activity_terms, check_spec, sown_values
 
 __all__ = ["activity_penalty", "sown_values"]

@@ -23,8 +23,8 @@ from typing import Any
 
 import keras
 
-from arraypenalties._checks import check_real
-from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
+from arraypenalties._lib.checks import check_real
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, UnknownNameError
 from arraypenalties.pipelines import known_penalties
 
 __all__ = ["Regularizer"]

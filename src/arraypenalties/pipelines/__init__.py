@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from arraypenalties._errors import InvalidTypeError
+from arraypenalties._lib.errors import InvalidTypeError
 from arraypenalties.pipelines import _engine
 from arraypenalties.pipelines._collection import EntryCollection
 from arraypenalties.pipelines._entry import Entry, check_keys

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
-from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, UnknownNameError
 from arraypenalties.pipelines._entry import (
     ENTRY_KEYS,
     Entry,

@@ -24,11 +24,11 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 from array_api_compat import device as array_device
 
-from arraypenalties import _host, telemetry
-from arraypenalties._checks import is_real_floating
-from arraypenalties._errors import InvalidTypeError, InvalidValueError, NonFiniteError
-from arraypenalties._reductions import as_array
-from arraypenalties.backends import get_backend
+from arraypenalties import telemetry
+from arraypenalties._lib.checks import is_real_floating
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, NonFiniteError
+from arraypenalties.backends import get_backend, primitives
+from arraypenalties.backends.primitives import as_array
 from arraypenalties.pipelines._entry import Entry
 from arraypenalties.pipelines._inputs import Inputs, reference
 from arraypenalties.tracking import GradPlan, emit_events, tracked_gradients, warn_failures
@@ -83,7 +83,7 @@ def unpack(stacked: Array | None, present: Sequence[bool]) -> list[float | None]
     """The one host transfer: Python floats in the parts' order, None where a part was None."""
     if stacked is None:
         return [None] * len(present)
-    floats: list[float | None] = list(_host.to_floats(stacked))
+    floats: list[float | None] = list(primitives.to_floats(stacked))
     if len(floats) == len(present):  # every part was an array: nothing to place
         return floats
     found = iter(floats)

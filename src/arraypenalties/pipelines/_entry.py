@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from arraypenalties._checks import check_real
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.checks import check_real
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties.pipelines._names import check_name, reference, resolve
 
 __all__ = [

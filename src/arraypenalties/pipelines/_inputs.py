@@ -13,9 +13,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from arraypenalties._checks import check_real_floating, is_real_floating
-from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
-from arraypenalties._xp import get_xp
+from arraypenalties._lib.checks import check_real_floating, is_real_floating
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, UnknownNameError
+from arraypenalties._lib.namespace import get_xp
 from arraypenalties.pipelines._entry import Entry
 
 __all__ = ["NAMED", "SINGLE", "Inputs"]

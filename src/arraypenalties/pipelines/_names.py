@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, UnknownNameError
 
 __all__ = [
     "builtin_penalties",
@@ -35,8 +35,7 @@ def builtin_penalties() -> dict[str, tuple[Callable[..., Any], int]]:
     """
     from arraypenalties.constraints import consistency, orthogonality
     from arraypenalties.divergences import entropy, js_divergence, kl_divergence, kl_estimate
-    from arraypenalties.gradient_penalty import output_magnitude_penalty
-    from arraypenalties.penalties import elastic_net, l1, l2
+    from arraypenalties.penalties import elastic_net, l1, l2, output_magnitude_penalty
 
     return {
         "l1": (l1, 1),

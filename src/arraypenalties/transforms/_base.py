@@ -9,9 +9,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from arraypenalties._checks import is_real_floating
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._xp import describe_type, get_xp
+from arraypenalties._lib.checks import is_real_floating
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.namespace import describe_type, get_xp
 from arraypenalties.transforms._tree import (
     TreeDef,
     check_same_structure,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties.transforms._base import EmptyState, GradientTransformation, prepare
 from arraypenalties.transforms._tree import leaf_paths
 

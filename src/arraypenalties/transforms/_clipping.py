@@ -8,9 +8,9 @@ from typing import Any, NamedTuple
 
 import array_api_compat
 
-from arraypenalties._checks import check_real
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._norms import vector_norm
+from arraypenalties._lib.checks import check_real
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.ops import vector_norm
 from arraypenalties.transforms._base import (
     EmptyState,
     GradientTransformation,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arraypenalties._checks import check_real
+from arraypenalties._lib.checks import check_real
 from arraypenalties.transforms._base import EmptyState, GradientTransformation, prepare
 
 __all__ = ["add_elastic_net_decay", "add_l1_decay", "add_l2_decay"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from arraypenalties._checks import check_real
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.checks import check_real
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties.backends.primitives import MAX_SEED, standard_normals
 from arraypenalties.transforms._base import GradientTransformation, namespace_of, prepare
-from arraypenalties.transforms._random import standard_normals
 from arraypenalties.transforms._tree import flatten
 
 __all__ = ["AddGradientNoiseState", "add_gradient_noise"]
@@ -37,6 +37,9 @@ def _check_seed(seed: object) -> int:
         raise InvalidTypeError(msg)
     if seed < 0:
         msg = f"`seed` must be a non-negative int; got {seed!r}"
+        raise InvalidValueError(msg)
+    if seed > MAX_SEED:  # the largest seed every backend's generator takes
+        msg = f"`seed` must be a non-negative int up to 2**63 - 1; got {seed!r}"
         raise InvalidValueError(msg)
     return seed
 
@@ -117,7 +120,7 @@ def add_gradient_noise(
         if xp is None:
             return updates, new_state
         std = (eta / (1 + step) ** gamma) ** 0.5  # a float, or a traced jax scalar
-        noise = standard_normals(prepared.leaves, state.seed, step, xp)
+        noise = standard_normals(prepared.leaves, state.seed, step)
         new_leaves = []
         for g, z in zip(prepared.leaves, noise, strict=True):
             scale = std if isinstance(std, float) else xp.astype(std, g.dtype)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from arraypenalties._errors import InvalidValueError
+from arraypenalties._lib.errors import InvalidValueError
 
 __all__ = [
     "TreeDef",

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from arraypenalties import _host
-from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
-from arraypenalties._xp import describe_type
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, UnknownNameError
+from arraypenalties._lib.namespace import describe_type
+from arraypenalties.backends import primitives
 from arraypenalties.integrations.torch._common import (
     check_bool,
     check_penalty,
@@ -201,7 +201,7 @@ class ActivityRegularizer:
         parts = [value.detach() for value in (*raws, *weighted)]
         dtype = torch.float64 if any(p.dtype == torch.float64 for p in parts) else torch.float32
         stacked = torch.stack([part.to(dtype) for part in parts])
-        floats = _host.to_floats(stacked)
+        floats = primitives.to_floats(stacked)
         count = len(self.paths)
         out: dict[str, float] = {}
         for index, path in enumerate(self.paths):

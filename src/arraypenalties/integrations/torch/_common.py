@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from arraypenalties._checks import check_real
-from arraypenalties._errors import InvalidTypeError, InvalidValueError, UnknownNameError
-from arraypenalties._xp import describe_type
+from arraypenalties._lib.checks import check_real
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, UnknownNameError
+from arraypenalties._lib.namespace import describe_type
 from arraypenalties.pipelines import known_penalties
 
 __all__ = [

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
-from arraypenalties._xp import describe_type
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.namespace import describe_type
 from arraypenalties.pipelines import Entry, Pipeline
 from arraypenalties.tracking import GradPlan, tracked_gradients
 

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from arraypenalties import _host
-from arraypenalties._errors import InvalidTypeError, UnknownNameError
+from arraypenalties._lib.errors import InvalidTypeError, UnknownNameError
+from arraypenalties.backends import primitives
 from arraypenalties.integrations.torch._activity import ActivityRegularizer
 from arraypenalties.integrations.torch._common import (
     check_callable,
@@ -174,7 +174,7 @@ class TrainStep:
             if world > 1:
                 dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
                 stacked = stacked / world
-        return dict(zip(keys, _host.to_floats(stacked), strict=True))
+        return dict(zip(keys, primitives.to_floats(stacked), strict=True))
 
     def _add_tracking(
         self, metrics: dict[str, Any], present: tuple[bool, ...], failures: dict[str, str]

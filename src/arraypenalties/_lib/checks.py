@@ -8,11 +8,24 @@ values, so they cost nothing under ``jax.jit`` or ``torch.compile``.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from numbers import Real
 from typing import Any, cast
 
-from arraypenalties._errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+
+__all__ = [
+    "REDUCTIONS",
+    "check_bool",
+    "check_choice",
+    "check_int",
+    "check_real",
+    "check_real_floating",
+    "check_reduction",
+    "element_count",
+    "is_real_floating",
+]
 
 REDUCTIONS = ("sum", "mean", "none")
 
@@ -48,13 +61,53 @@ def check_real(
     if isinstance(value, bool) or not (plain or isinstance(value, Real)):
         msg = f"`{name}` must be a real number; got {value!r} of type {type(value).__name__}"
         raise InvalidTypeError(msg)
-    number = float(cast(float, value))
+    try:
+        number = float(cast(float, value))
+    except OverflowError:  # an int beyond the float range (10**400)
+        number = math.inf if cast(int, value) > 0 else -math.inf
     bad_range = (low is not None and not number >= low) or (high is not None and not number <= high)
     if math.isnan(number) or (math.isinf(number) and not allow_inf) or bad_range:
         low_text = "-inf" if low is None else repr(low)
         high_text = "inf" if high is None else repr(high)
         kind = "" if allow_inf else "finite, "
-        msg = f"`{name}` must be {kind}in [{low_text}, {high_text}]; got {value!r}"
+        msg = f"`{name}` must be {kind}in [{low_text}, {high_text}]; got {_shown(value)}"
+        raise InvalidValueError(msg)
+    return number
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, except for huge ints (whose ``str`` may even be refused)."""
+    if isinstance(value, int) and abs(value) >= 2**64:
+        sign = "a negative" if value < 0 else "an"
+        return f"{sign} int of {value.bit_length()} bits"
+    return repr(value)
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` if it is a Python ``bool``; raise naming ``name`` otherwise."""
+    if not isinstance(value, bool):
+        msg = f"`{name}` must be True or False; got {value!r} of type {type(value).__name__}"
+        raise InvalidTypeError(msg)
+    return value
+
+
+def check_int(value: object, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as a Python int: ints and numpy integers (not bools, not floats).
+
+    The one rule for integer-like options: anything with ``__index__`` except
+    ``bool``; ``low`` / ``high`` are inclusive bounds.
+    """
+    try:
+        number = None if isinstance(value, bool) else operator.index(cast(Any, value))
+    except TypeError:
+        number = None
+    if number is None:
+        msg = f"`{name}` must be an int; got {value!r} of type {type(value).__name__}"
+        raise InvalidTypeError(msg)
+    if (low is not None and number < low) or (high is not None and number > high):
+        low_text = "-inf" if low is None else str(low)
+        high_text = "inf" if high is None else str(high)
+        msg = f"`{name}` must be an int in [{low_text}, {high_text}]; got {_shown(number)}"
         raise InvalidValueError(msg)
     return number
 
