@@ -19,7 +19,16 @@ import array_api_compat
 
 from arraypenalties._errors import InvalidTypeError
 
-__all__ = ["describe_type", "device_of", "get_xp", "logsumexp", "run_fused", "stop_gradient"]
+__all__ = [
+    "describe_type",
+    "device_of",
+    "fused_kernel",
+    "get_xp",
+    "has_autodiff",
+    "logsumexp",
+    "run_fused",
+    "stop_gradient",
+]
 
 _NAMESPACE_BY_TYPE: dict[type, Any] = {}
 
@@ -165,6 +174,8 @@ class _Primitives(NamedTuple):
     logsumexp: Callable[..., Any] | None  # None: the pure Array API version
     kl_rows: Callable[..., Any] | None  # None: the Array API form in _logspace
     neg_entropy_rows: Callable[..., Any] | None  # likewise
+    log_softmax: Callable[..., Any] | None  # None: x − logsumexp(x) in Array API calls
+    chunked_rows: Callable[..., Any] | None  # None: a loop of Array API calls, values only
 
 
 _PRIMITIVES_BY_TYPE: dict[type, _Primitives] = {}
@@ -201,14 +212,19 @@ def _load_primitives(x: Any) -> _Primitives:
     if backend is None:
         backend = get_backend(x)
     if not backend.exact:  # finite differences or values only: nothing to stop
-        return _Primitives(None, None, None, None)
+        return _Primitives(None, None, None, None, None, None)
 
     def fused(name: str) -> Callable[..., Any] | None:  # None where the default is kept
         overridden = getattr(type(backend), name) is not getattr(Backend, name)
         return getattr(backend, name) if overridden else None
 
     return _Primitives(
-        backend.stop_gradient, fused("logsumexp"), fused("kl_rows"), fused("neg_entropy_rows")
+        backend.stop_gradient,
+        fused("logsumexp"),
+        fused("kl_rows"),
+        fused("neg_entropy_rows"),
+        fused("log_softmax"),
+        fused("chunked_rows"),
     )
 
 
@@ -238,7 +254,8 @@ def stop_gradient(x: Any, /) -> Any:
 
 def run_fused(name: str, x: Any, /, *args: Any, **kwargs: Any) -> Any:
     """``kernel(x, *args, **kwargs)`` with the backend's fused kernel ``name``
-    (``"kl_rows"``, ``"neg_entropy_rows"``) for arrays like ``x``.
+    (``"kl_rows"``, ``"neg_entropy_rows"``, ``"log_softmax"``, ``"chunked_rows"``) for
+    arrays like ``x``.
 
     None when the backend has no such kernel, when the kernel declines these
     inputs, and under ``torch.compile``: the compiler fuses the caller's Array API
@@ -248,6 +265,20 @@ def run_fused(name: str, x: Any, /, *args: Any, **kwargs: Any) -> Any:
     if kernel is None or _torch_is_compiling(type(x)):
         return None
     return kernel(x, *args, **kwargs)
+
+
+def has_autodiff(x: Any, /) -> bool:
+    """True when arrays like ``x`` have an exact autodiff backend (torch, jax)."""
+    return _primitives(x).stop_gradient is not None
+
+
+def fused_kernel(name: str, x: Any, /) -> Callable[..., Any] | None:
+    """The backend's optional kernel ``name`` for arrays like ``x``, or None (no such
+    kernel, or under ``torch.compile``, as :func:`run_fused`)."""
+    kernel: Callable[..., Any] | None = getattr(_primitives(x), name)
+    if kernel is None or _torch_is_compiling(type(x)):
+        return None
+    return kernel
 
 
 def logsumexp(x: Any, /, *, axis: int, keepdims: bool = False, xp: Any) -> Any:

@@ -19,7 +19,8 @@ class Backend:
     Subclasses implement :meth:`value_and_grad`, :meth:`stop_gradient`,
     :meth:`logsumexp` and :meth:`uniform`; :meth:`grad` and :meth:`per_term_grads`
     have generic versions that frameworks override when they can do better, and
-    :meth:`kl_rows` and :meth:`neg_entropy_rows` are optional fused kernels.
+    :meth:`kl_rows`, :meth:`neg_entropy_rows`, :meth:`log_softmax` and
+    :meth:`chunked_rows` are optional fused kernels.
 
     Attributes
     ----------
@@ -98,6 +99,26 @@ class Backend:
         None, as :meth:`kl_rows`.
         """
         raise NotImplementedError
+
+    def log_softmax(self, x: Array, /, *, axis: int) -> Array | None:
+        """Optional fused kernel: ``x − log Σ exp(x)`` along ``axis`` (one pass, exact gradients).
+
+        Backends without one keep this default (None), and the divergences use a
+        max-shifted Array API form.
+        """
+        return None
+
+    def chunked_rows(
+        self, row_fn: Callable[..., Array], arrays: tuple[Array, ...], /, *, rows_per_chunk: int
+    ) -> Array | None:
+        """Optional kernel: ``row_fn(*arrays)`` for 2-D ``arrays`` (rows on axis 0, one
+        value per row), ``rows_per_chunk`` rows at a time, with a backward that recomputes
+        each chunk instead of keeping full-size intermediates.
+
+        ``row_fn`` is hashable by value. Backends without one keep this default (None),
+        and the divergences loop over the chunks in Array API calls (values only).
+        """
+        return None
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         """Samples of U[0, 1) of ``shape`` and ``dtype`` on ``like``'s device.

@@ -124,3 +124,78 @@ def neg_entropy_rows(lp: torch.Tensor, axis: int) -> torch.Tensor | None:
     if not grad:
         return p.mul_(floored).sum(dim=axis)
     return torch.matmul(p.unsqueeze(-2), floored.unsqueeze(-1))[..., 0, 0]
+
+
+def log_softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """``torch.log_softmax`` along ``axis`` (one fused kernel, forward and backward)."""
+    return torch.log_softmax(x, dim=axis)
+
+
+def _spans(total: int, size: int) -> range:
+    return range(0, total, size)
+
+
+class _ChunkedRows(torch.autograd.Function):
+    """``row_fn(*arrays)`` over chunks of rows that keeps only its inputs for the backward,
+    which recomputes each chunk under autograd and writes its gradient in place: the
+    memory beyond the inputs and their gradients is a few chunks, whatever the size.
+    Under ``create_graph`` the backward is the whole input's graph instead (differentiable
+    again, without the memory bound)."""
+
+    @staticmethod
+    def forward(ctx: Any, row_fn: Any, size: int, *arrays: torch.Tensor) -> torch.Tensor:
+        ctx.row_fn, ctx.size = row_fn, size
+        ctx.save_for_backward(*arrays)
+        total = arrays[0].shape[0]
+        return torch.cat([row_fn(*(a[s : s + size] for a in arrays)) for s in _spans(total, size)])
+
+    @staticmethod
+    def backward(ctx: Any, grad_rows: torch.Tensor) -> tuple[Any, ...]:
+        arrays = ctx.saved_tensors
+        wanted = [i for i, need in enumerate(ctx.needs_input_grad[2:]) if need]
+        grads: list[torch.Tensor | None] = [None] * len(arrays)
+        if torch.is_grad_enabled():  # create_graph
+            rows = ctx.row_fn(*arrays)
+            found = torch.autograd.grad(
+                rows, [arrays[i] for i in wanted], grad_rows, create_graph=True, allow_unused=True
+            )
+            for i, grad in zip(wanted, found, strict=True):
+                grads[i] = torch.zeros_like(arrays[i]) if grad is None else grad
+            return (None, None, *grads)
+        for i in wanted:
+            grads[i] = torch.zeros_like(arrays[i])
+        size = ctx.size
+        for s in _spans(arrays[0].shape[0], size):
+            with torch.enable_grad():
+                leaves = [
+                    a[s : s + size].detach().requires_grad_(i in wanted)
+                    for i, a in enumerate(arrays)
+                ]
+                rows = ctx.row_fn(*leaves)
+            found = torch.autograd.grad(
+                rows, [leaves[i] for i in wanted], grad_rows[s : s + size], allow_unused=True
+            )
+            for i, grad in zip(wanted, found, strict=True):
+                if grad is not None:
+                    grads[i][s : s + size] = grad  # type: ignore[index]
+        return (None, None, *grads)
+
+
+def _transformed(x: torch.Tensor) -> bool:
+    """True for a tensor under torch.func (grad, vmap) or carrying a forward-mode tangent."""
+    if torch._C._functorch.is_functorch_wrapped_tensor(x):
+        return True
+    return torch.autograd.forward_ad.unpack_dual(x).tangent is not None
+
+
+def chunked_rows(row_fn: Any, arrays: tuple[torch.Tensor, ...], rows_per_chunk: int) -> Any:
+    """``row_fn(*arrays)`` for 2-D ``arrays`` (rows on axis 0), ``rows_per_chunk`` rows at a
+    time. None (declined) under torch.func and forward-mode AD: the caller then runs
+    ``row_fn`` on the whole input."""
+    if any(_transformed(a) for a in arrays):
+        return None
+    if torch.is_grad_enabled() and any(a.requires_grad for a in arrays):
+        return _ChunkedRows.apply(row_fn, rows_per_chunk, *arrays)  # type: ignore[no-untyped-call]
+    total = arrays[0].shape[0]
+    pieces = [row_fn(*(a[s : s + rows_per_chunk] for a in arrays)) for s in _spans(total, rows_per_chunk)]
+    return torch.cat(pieces)
