@@ -937,3 +937,85 @@ def test_entropy_on_large_rows(
     np.testing.assert_allclose(
         grad, closed, rtol=rtol, atol=1e-7 if dtype_name == "float32" else 1e-15
     )
+
+
+# ---------------------------------------------------------------- fixes of issue 12
+
+
+def test_kl_gradient_where_q_is_zero_is_minus_p_on_every_backend(ad_xp: Any) -> None:
+    # closed form ∂KL/∂log q_i = −p_i, also where q_i = 0 < p_i (the value is +inf there);
+    # jax used to split the derivative of a maximum tie at -inf: −p/2
+    lp = np.log(np.asarray([0.5, 0.25, 0.25]))
+    lq = np.asarray([np.log(0.5), np.log(0.5), -np.inf])
+    p, q = _a(ad_xp, lp, "float64"), _a(ad_xp, lq, "float64")
+    grad = get_backend(q).grad(lambda v: kl_divergence(p, v, reduction="sum"), q)
+    np.testing.assert_array_equal(to_numpy(grad), [-0.5, -0.25, -0.25])
+
+
+WEIGHTS = np.asarray([[0.5, 1.0, 0.0], [2.0, 0.25, 1.0]])
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k3"])
+def test_kl_estimate_floating_mask_weights_each_position(
+    xp: Any, dtype_name: str, estimator: str
+) -> None:
+    lp, ref = _a(xp, LOGPROBS, dtype_name), _a(xp, REF, dtype_name)
+    weighted = WEIGHTS * _estimates(LOGPROBS, REF)[estimator]
+    weights = _a(xp, WEIGHTS, dtype_name)
+    rtol = 1e-5 if dtype_name == "float32" else 1e-12
+    cases = [("none", weighted), ("sum", weighted.sum()), ("mean", weighted.sum() / WEIGHTS.sum())]
+    for reduction, expected in cases:
+        result = kl_estimate(lp, ref, estimator=estimator, mask=weights, reduction=reduction)
+        assert_close(result, _a(xp, expected, dtype_name), rtol=rtol, atol=rtol)
+
+
+def test_kl_estimate_nan_weight_gives_nan_and_zero_weight_excludes_garbage(
+    xp: Any, dtype_name: str
+) -> None:
+    lp = _a(xp, [[-1.0, np.nan], [-0.5, -np.inf]], dtype_name)
+    ref = _a(xp, [[-1.5, -2.0], [-0.25, -1.0]], dtype_name)
+    excluded = _a(xp, [[1.0, 0.0], [1.0, 0.0]], dtype_name)
+    r = np.asarray([-0.5, 0.25])
+    expected = (np.exp(r) - 1.0 - r).mean()
+    assert_close(kl_estimate(lp, ref, mask=excluded), _a(xp, expected, dtype_name), rtol=1e-5)
+    nan_weight = _a(xp, [[1.0, 0.0], [np.nan, 0.0]], dtype_name)
+    for reduction in ("mean", "sum"):
+        assert np.isnan(to_numpy(kl_estimate(lp, ref, mask=nan_weight, reduction=reduction)))
+
+
+def test_kl_estimate_weighted_gradient(ad_xp: Any, dtype_name: str) -> None:
+    lp, ref = _a(ad_xp, LOGPROBS, dtype_name), _a(ad_xp, REF, dtype_name)
+    weights = _a(ad_xp, WEIGHTS, dtype_name)
+    grad = get_backend(lp).grad(lambda v: kl_estimate(v, ref, mask=weights), lp)
+    # ∂/∂logprobs of Σ w·k3 / Σ w = −w·(e^r − 1) / Σ w
+    expected = -WEIGHTS * np.expm1(REF - LOGPROBS) / WEIGHTS.sum()
+    np.testing.assert_allclose(to_numpy(grad), expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5])
+def test_entropy_of_an_all_minus_inf_row_is_zero_at_every_temperature(
+    xp: Any, dtype_name: str, temperature: float
+) -> None:
+    host = np.asarray([[-np.inf, -np.inf, -np.inf], [np.log(0.2), np.log(0.8), -np.inf]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        second = ref_entropy(log_softmax(host[1] / temperature))
+    rows = entropy_value(_a(xp, host, dtype_name), temperature=temperature, reduction="none")
+    assert_close(rows, _a(xp, [0.0, second], dtype_name), rtol=_rtol(dtype_name), atol=1e-12)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_entropy_gradient_of_an_all_minus_inf_row_is_zero(
+    ad_xp: Any, temperature: float
+) -> None:
+    host = np.asarray([[-np.inf, -np.inf, -np.inf], [0.0, -1.0, -np.inf]])
+    x = _a(ad_xp, host, "float64")
+    grad = to_numpy(
+        get_backend(x).grad(lambda v: entropy_value(v, temperature=temperature), x)
+    )
+    np.testing.assert_array_equal(grad[0], [0.0, 0.0, 0.0])
+
+    def reference(v: np.ndarray) -> Any:  # T = 1 takes the log-probabilities as given
+        return ref_entropy(v if temperature == 1.0 else log_softmax(v / temperature)).mean()
+
+    fd = numeric_grad(reference, host[1:])
+    np.testing.assert_allclose(grad[1:], fd * 0.5, rtol=1e-5, atol=1e-8)

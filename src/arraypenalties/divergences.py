@@ -424,8 +424,9 @@ def entropy_value(
 _ESTIMATORS = ("k1", "k2", "k3")
 
 
-def _kept_positions(mask: Any, shape: tuple[Any, ...], xp: Any) -> Any:
-    """``mask`` as a boolean array (nonzero = kept), after checking its shape and dtype."""
+def _mask_weights(mask: Any, shape: tuple[Any, ...], work: Any, xp: Any) -> tuple[Any, Any]:
+    """``(kept, weights)``: a bool mask selects (``weights`` None); a numeric mask weights
+    each position (``kept`` = weight ≠ 0, NaN included, so a NaN weight gives NaN)."""
     if tuple(mask.shape) != shape:
         msg = (
             f"`mask` has shape {tuple(mask.shape)} but `logprobs` has shape {shape}; "
@@ -433,11 +434,14 @@ def _kept_positions(mask: Any, shape: tuple[Any, ...], xp: Any) -> Any:
         )
         raise InvalidValueError(msg)
     if xp.isdtype(mask.dtype, "bool"):
-        return mask
+        return mask, None
     if not xp.isdtype(mask.dtype, ("integral", "real floating")):
-        msg = f"`mask` must have a bool, integer or real floating dtype (0/1); got {mask.dtype}"
+        msg = (
+            "`mask` must have a bool dtype (selects) or a real dtype (weights); "
+            f"got {mask.dtype}"
+        )
         raise InvalidTypeError(msg)
-    return mask != 0
+    return mask != 0, xp.astype(mask, work)
 
 
 def kl_estimate(
@@ -462,12 +466,14 @@ def kl_estimate(
     estimator : {"k3", "k1", "k2"}, default "k3"
         See Notes.
     mask : array, optional
-        Same shape, bool or 0/1: positions where it is False / 0 (padding) are
-        excluded, and their values (even ``-inf`` or NaN) never reach the
-        result or its gradient.
+        Same shape. A bool mask selects: positions where it is False (padding)
+        are excluded. A real (integer or floating) mask weights each position
+        by its value: ``w·k``, and 0 excludes. Excluded values (even ``-inf`` or
+        NaN) never reach the result or its gradient; a NaN weight gives NaN.
     reduction : {"mean", "sum", "none"}, default "mean"
-        ``"mean"`` averages over the kept positions (0 when none are kept);
-        ``"none"`` returns every position, 0 where masked.
+        ``"mean"`` is ``Σ w·k / Σ w`` (for a bool mask: the mean over the kept
+        positions), 0 when the weights sum to 0; ``"none"`` returns ``w·k`` at
+        every position, 0 where excluded.
     xp : namespace, optional
         The Array API namespace of the inputs; detected when omitted.
 
@@ -506,16 +512,18 @@ def kl_estimate(
     array(-0.5)
     >>> kl_estimate(logprobs, ref, estimator="k2", mask=np.asarray([True, True, False]))
     array(0.3125)
+    >>> kl_estimate(logprobs, ref, estimator="k2", mask=np.asarray([0.5, 1.0, 0.0]))
+    array(0.375)
     """
     estimator = check_choice(estimator, "estimator", _ESTIMATORS)
     names = ("logprobs", "ref_logprobs")
     xp, lp, ref, out_dtype = prepare_pair(logprobs, ref_logprobs, names, False, xp)
     reduction = check_reduction_over(reduction, tuple(lp.shape))
-    kept = None
+    kept = weights = None
+    work = working_dtype(out_dtype, xp)
     if mask is not None:
         get_xp(lp, mask, names=("logprobs", "mask"))  # one namespace
-        kept = _kept_positions(mask, tuple(lp.shape), xp)
-    work = working_dtype(out_dtype, xp)
+        kept, weights = _mask_weights(mask, tuple(lp.shape), work, xp)
     lp, ref = to_working(lp, work, xp), to_working(ref, work, xp)
     if kept is not None:
         # first where: masked garbage (-inf, NaN) never reaches the subtraction, exp or r²
@@ -532,7 +540,10 @@ def kl_estimate(
         k = floor_at(xp.expm1(capped) - capped, 0.0, xp)
     if kept is not None:
         k = xp.where(kept, k, 0.0)  # second where: masked positions are exactly 0
+        if weights is not None:
+            k = k * weights
         if reduction == "mean":
-            count = xp.sum(xp.astype(kept, work))
-            return finish(xp.sum(k) / floor_at(count, 1.0, xp), "none", out_dtype, xp)
+            total = xp.sum(xp.astype(kept, work) if weights is None else weights)
+            total = xp.where(total == 0.0, xp.ones_like(total), total)  # nothing kept: 0
+            return finish(xp.sum(k) / total, "none", out_dtype, xp)
     return finish(k, reduction, out_dtype, xp)
