@@ -155,6 +155,7 @@ def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> An
         return fn(*arrays)
     else:
         total = flat[0].shape[0]
-        pieces = [fn(*(a[s : s + size, ...] for a in flat)) for s in range(0, total, size)]
+        spans = [(s, min(s + size, total)) for s in range(0, total, size)]
+        pieces = [fn(*(a[s:e, ...] for a in flat)) for s, e in spans]
         rows = xp.concat(pieces)
     return xp.reshape(rows, lead)
