@@ -14,9 +14,15 @@ Without autograd, both kernels reuse their one temporary in place.
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import torch
+
+# True while a chunked backward recomputes one chunk: the kernels below then run on
+# chunks of any size (their closed-form backward beats autograd's chain there too;
+# what they decline is small whole inputs, where the Python overhead dominates)
+_RECOMPUTING = contextvars.ContextVar("_RECOMPUTING", default=False)
 
 
 def _masked_log_ratio(lp: torch.Tensor, lq: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -92,7 +98,7 @@ LARGE_BYTES = 32 << 20
 
 
 def _large(x: torch.Tensor) -> bool:
-    return x.numel() * x.element_size() > LARGE_BYTES
+    return x.numel() * x.element_size() > LARGE_BYTES or _RECOMPUTING.get()
 
 
 def kl_rows(lp: torch.Tensor, lq: torch.Tensor, axis: int) -> torch.Tensor | None:
@@ -165,20 +171,36 @@ class _ChunkedRows(torch.autograd.Function):
         for i in wanted:
             grads[i] = torch.zeros_like(arrays[i])
         size = ctx.size
-        for s in _spans(arrays[0].shape[0], size):
-            with torch.enable_grad():
-                leaves = [
-                    a[s : s + size].detach().requires_grad_(i in wanted)
-                    for i, a in enumerate(arrays)
-                ]
-                rows = ctx.row_fn(*leaves)
-            found = torch.autograd.grad(
-                rows, [leaves[i] for i in wanted], grad_rows[s : s + size], allow_unused=True
-            )
-            for i, grad in zip(wanted, found, strict=True):
-                if grad is not None:
-                    grads[i][s : s + size] = grad  # type: ignore[index]
+        token = _RECOMPUTING.set(True)
+        try:
+            _chunk_grads(ctx.row_fn, size, arrays, wanted, grads, grad_rows)
+        finally:
+            _RECOMPUTING.reset(token)
         return (None, None, *grads)
+
+
+def _chunk_grads(
+    row_fn: Any,
+    size: int,
+    arrays: tuple[torch.Tensor, ...],
+    wanted: list[int],
+    grads: list[Any],
+    grad_rows: torch.Tensor,
+) -> None:
+    """Each chunk's forward again under autograd, its backward written into ``grads``."""
+    for s in _spans(arrays[0].shape[0], size):
+        with torch.enable_grad():
+            leaves = [
+                a[s : s + size].detach().requires_grad_(i in wanted)
+                for i, a in enumerate(arrays)
+            ]
+            rows = row_fn(*leaves)
+        found = torch.autograd.grad(
+            rows, [leaves[i] for i in wanted], grad_rows[s : s + size], allow_unused=True
+        )
+        for i, grad in zip(wanted, found, strict=True):
+            if grad is not None:
+                grads[i][s : s + size] = grad
 
 
 def _transformed(x: torch.Tensor) -> bool:
