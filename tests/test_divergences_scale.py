@@ -224,10 +224,10 @@ def test_the_chunk_path_is_taken_above_the_threshold_only(
 
 
 def test_default_threshold_is_32_mib_of_one_input() -> None:
-    assert SETTINGS.threshold_bytes == 32 << 20 and SETTINGS.chunk_bytes == 4 << 20
+    assert SETTINGS.threshold_bytes == 32 << 20 and SETTINGS.chunk_bytes == 2 << 20
     assert rows_per_chunk((1024, 8192), 1, np.float32, np) is None  # exactly 32 MiB
-    assert rows_per_chunk((1025, 8192), 1, np.float32, np) == 128  # 4 MiB of 32 KiB rows
-    assert rows_per_chunk((4, 257, 8192), 2, np.float32, np) == 128  # leading axes flattened
+    assert rows_per_chunk((1025, 8192), 1, np.float32, np) == 64  # 2 MiB of 32 KiB rows
+    assert rows_per_chunk((4, 257, 8192), 2, np.float32, np) == 64  # leading axes flattened
     assert rows_per_chunk((8192, 1025), 0, np.float32, np) is None  # not the last axis
     assert rows_per_chunk((1 << 24,), 0, np.float32, np) is None  # one row
 

@@ -33,7 +33,7 @@ class ChunkSettings:
     """When and how finely the divergences chunk their rows (process-wide)."""
 
     threshold_bytes: int = 32 << 20  # an input larger than this is processed in chunks
-    chunk_bytes: int = 4 << 20  # of about this many bytes of one input each
+    chunk_bytes: int = 2 << 20  # of about this many bytes of one input each
 
 
 SETTINGS = ChunkSettings()
@@ -80,7 +80,7 @@ def chunking(
         processed in chunks of rows. Default 32 MiB.
     chunk_bytes : int, optional
         About how many bytes of one input each chunk holds (at least one row).
-        Default 4 MiB.
+        Default 2 MiB.
 
     Yields
     ------

@@ -436,10 +436,7 @@ def _mask_weights(mask: Any, shape: tuple[Any, ...], work: Any, xp: Any) -> tupl
     if xp.isdtype(mask.dtype, "bool"):
         return mask, None
     if not xp.isdtype(mask.dtype, ("integral", "real floating")):
-        msg = (
-            "`mask` must have a bool dtype (selects) or a real dtype (weights); "
-            f"got {mask.dtype}"
-        )
+        msg = f"`mask` must have a bool dtype (selects) or a real dtype (weights); got {mask.dtype}"
         raise InvalidTypeError(msg)
     return mask != 0, xp.astype(mask, work)
 

@@ -191,8 +191,7 @@ def _chunk_grads(
     for s in _spans(arrays[0].shape[0], size):
         with torch.enable_grad():
             leaves = [
-                a[s : s + size].detach().requires_grad_(i in wanted)
-                for i, a in enumerate(arrays)
+                a[s : s + size].detach().requires_grad_(i in wanted) for i, a in enumerate(arrays)
             ]
             rows = row_fn(*leaves)
         found = torch.autograd.grad(
@@ -219,5 +218,7 @@ def chunked_rows(row_fn: Any, arrays: tuple[torch.Tensor, ...], rows_per_chunk: 
     if torch.is_grad_enabled() and any(a.requires_grad for a in arrays):
         return _ChunkedRows.apply(row_fn, rows_per_chunk, *arrays)  # type: ignore[no-untyped-call]
     total = arrays[0].shape[0]
-    pieces = [row_fn(*(a[s : s + rows_per_chunk] for a in arrays)) for s in _spans(total, rows_per_chunk)]
+    pieces = [
+        row_fn(*(a[s : s + rows_per_chunk] for a in arrays)) for s in _spans(total, rows_per_chunk)
+    ]
     return torch.cat(pieces)
