@@ -9,7 +9,6 @@ from typing import Any
 import jax
 
 from arraypenalties.backends import _jax_kernels
-
 from arraypenalties.backends._base import (
     Array,
     Backend,
