@@ -128,10 +128,10 @@ def rows_per_chunk(shape: tuple[Any, ...], axis: int, dtype: Any, xp: Any) -> in
     """Rows per chunk for an input of ``shape``, or None where it is not chunked."""
     if len(shape) < 2 or axis != len(shape) - 1 or "dask" in xp.__name__:
         return None
-    row_bytes = shape[-1] * (xp.finfo(dtype).bits // 8)
+    row_bytes = int(shape[-1]) * (int(xp.finfo(dtype).bits) // 8)
     if math.prod(shape) // shape[-1] * row_bytes <= SETTINGS.threshold_bytes:
         return None
-    return max(1, SETTINGS.chunk_bytes // max(row_bytes, 1))
+    return max(1, SETTINGS.chunk_bytes // max(row_bytes, 1))  # at least one row
 
 
 def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> Any:

@@ -30,7 +30,7 @@ RowFn = Callable[..., Any]
 
 
 def _floored(lp: Any, lq: Any) -> tuple[Any, Any]:
-    info = jnp.finfo(lp.dtype)
+    info = jnp.finfo(lp.dtype)  # type: ignore[no-untyped-call]
     low = float(info.min)
     p = jnp.exp(lp)
     floor_q = lax.stop_gradient(low * (1.0 + p * (1.0 / float(info.smallest_normal))))

@@ -206,7 +206,8 @@ def _transformed(x: torch.Tensor) -> bool:
     """True for a tensor under torch.func (grad, vmap) or carrying a forward-mode tangent."""
     if torch._C._functorch.is_functorch_wrapped_tensor(x):
         return True
-    return torch.autograd.forward_ad.unpack_dual(x).tangent is not None
+    dual = torch.autograd.forward_ad.unpack_dual(x)  # type: ignore[no-untyped-call]
+    return dual.tangent is not None
 
 
 def chunked_rows(row_fn: Any, arrays: tuple[torch.Tensor, ...], rows_per_chunk: int) -> Any:
