@@ -74,6 +74,10 @@ def neg_entropy_values(x: Any, *, axis: int, temperature: float, logits: bool, x
     if temperature == 1.0 and not logits:
         return neg_entropy_rows(x, axis, xp)
     scaled = x if temperature == 1.0 else x / temperature
-    dead = xp.max(scaled, axis=axis, keepdims=True) == -math.inf
-    lp = log_softmax(xp.where(dead, 0.0, scaled), axis, xp)
+    row_max = xp.max(scaled, axis=axis, keepdims=True)
+    dead = row_max == -math.inf
+    # a maximum with a per-row floor (0 for dead rows, -inf elsewhere: a no-op there),
+    # not a full-size select: XLA:CPU does not vectorise a select inside a fused loop
+    floor = xp.where(dead, 0.0, xp.full_like(row_max, -math.inf))
+    lp = log_softmax(xp.maximum(scaled, floor), axis, xp)
     return xp.where(xp.squeeze(dead, axis=axis), 0.0, neg_entropy_rows(lp, axis, xp))
