@@ -1,5 +1,6 @@
-"""Fused torch kernels for eager mode: the KL rows (with a hand-written backward) and
-the entropy rows.
+"""Fused torch kernels for eager mode: the KL rows (with a hand-written backward), the
+entropy rows, the log-softmax, and rows of large inputs in chunks (:func:`chunked_rows`:
+an autograd Function that recomputes each chunk in its backward, for bounded memory).
 
 Eager torch runs one kernel per operation and, on the CPU, maps fresh pages for
 every large temporary; an exact KL written in Array API calls (exp, compare,
@@ -169,7 +170,7 @@ class _ChunkedRows(torch.autograd.Function):
                 grads[i] = torch.zeros_like(arrays[i]) if grad is None else grad
             return (None, None, *grads)
         for i in wanted:
-            grads[i] = torch.zeros_like(arrays[i])
+            grads[i] = torch.empty_like(arrays[i])  # every chunk writes its rows
         size = ctx.size
         token = _RECOMPUTING.set(True)
         try:
@@ -198,8 +199,7 @@ def _chunk_grads(
             rows, [leaves[i] for i in wanted], grad_rows[s : s + size], allow_unused=True
         )
         for i, grad in zip(wanted, found, strict=True):
-            if grad is not None:
-                grads[i][s : s + size] = grad
+            grads[i][s : s + size] = 0.0 if grad is None else grad
 
 
 def _transformed(x: torch.Tensor) -> bool:
