@@ -52,8 +52,9 @@ class RowFn:
 
 
 def row_fn(fn: Callable[..., Any], **options: Any) -> RowFn:
-    """``fn`` with keyword ``options`` bound, as a hashable :class:`RowFn`."""
-    return RowFn(fn, tuple(sorted(options.items())))
+    """``fn`` with keyword ``options`` bound, as a hashable :class:`RowFn` (each call site
+    passes its options in one fixed order, so equal calls give equal keys)."""
+    return RowFn(fn, tuple(options.items()))
 
 
 def _check_bytes(value: object, name: str) -> int:
@@ -127,6 +128,8 @@ def chunking(
 def rows_per_chunk(shape: tuple[Any, ...], axis: int, dtype: Any, xp: Any) -> int | None:
     """Rows per chunk for an input of ``shape``, or None where it is not chunked."""
     if len(shape) < 2 or axis != len(shape) - 1 or "dask" in xp.__name__:
+        return None
+    if math.prod(shape) * 8 <= SETTINGS.threshold_bytes:  # small at any dtype: no finfo
         return None
     row_bytes = int(shape[-1]) * (int(xp.finfo(dtype).bits) // 8)
     if math.prod(shape) // shape[-1] * row_bytes <= SETTINGS.threshold_bytes:
