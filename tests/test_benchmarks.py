@@ -27,6 +27,9 @@ def _divergences(payload: dict[str, Any], rows: Rows) -> None:
     assert {row["framework"] for row in rows} >= {"numpy"}
     assert {row["case"] for row in rows} >= {"kl", "entropy"}
     assert {row["shape"] for row in rows} == {"8x32", "64x4096"}
+    if "torch" in INSTALLED:
+        peers = {row["peer"] for row in rows if row["framework"] == "torch"}
+        assert peers >= {"F.kl_div", "Categorical", "TRL chunked", "log_softmax + ours"}
 
 
 def _gradient_penalty(payload: dict[str, Any], rows: Rows) -> None:
@@ -111,3 +114,22 @@ def test_resnet50_shapes_are_the_real_ones() -> None:
         64,
     )
     assert torch_shapes["fc.weight"] == (1000, 2048) and flax_shapes["fc.weight"] == (2048, 1000)
+
+
+@pytest.mark.skipif("torch" not in INSTALLED, reason="the quick memory run measures torch KL")
+@pytest.mark.skipif(not pathlib.Path("/proc/self/clear_refs").exists(), reason="Linux /proc only")
+def test_quick_divergence_memory_benchmark_runs(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "memory.json"
+    script = ROOT / "benchmarks" / "bench_divergences_memory.py"
+    subprocess.run(
+        [sys.executable, str(script), "--quick", "--json", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    rows = json.loads(out.read_text())["results"]
+    assert [(row["framework"], row["case"], row["shape"]) for row in rows] == [
+        ("torch", "kl", "64x32768")
+    ]
+    # F.kl_div keeps its exp(p) and difference temporaries: well above nothing
+    assert rows[0]["native_extra"] > 0.5 and math.isfinite(rows[0]["ours_extra"])

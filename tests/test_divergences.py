@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from arraypenalties import (
     kl_divergence,
     kl_estimate,
 )
+from arraypenalties.divergences import chunking
 from arraypenalties.testing import assert_close, to_numpy
 
 LN2 = math.log(2.0)
@@ -35,6 +37,16 @@ P_LOGITS = [-0.1, -1.5, -3.0, -4.0]
 Q_LOGITS = [-2.0, -0.5, -2.0, -3.0]
 P_SPEC = log_softmax(np.asarray(P_LOGITS))
 Q_SPEC = log_softmax(np.asarray(Q_LOGITS))
+
+
+@pytest.fixture(params=["whole", "chunked"])
+def row_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test on the whole-input form and on the chunked form, one row a chunk."""
+    if request.param == "whole":
+        yield request.param
+        return
+    with chunking(threshold_bytes=1, chunk_bytes=1):
+        yield request.param
 
 
 def _a(xp: Any, values: Any, dtype_name: str) -> Any:
@@ -88,7 +100,9 @@ def numeric_grad(f: Any, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
     ],
     ids=["forward", "reverse", "symmetric", "symmetric-ignores-direction"],
 )
-def test_kl_spec_parity(xp: Any, dtype_name: str, options: Any, expected: float) -> None:
+def test_kl_spec_parity(
+    row_path: str, xp: Any, dtype_name: str, options: Any, expected: float
+) -> None:
     p, q = _a(xp, P_SPEC, dtype_name), _a(xp, Q_SPEC, dtype_name)
     result = kl_divergence(p, q, **options)
     assert_close(result, _a(xp, expected, dtype_name), rtol=2e-6, atol=5e-8)
@@ -109,7 +123,7 @@ def test_kl_to_uniform_spec_parity(xp: Any, dtype_name: str) -> None:
     assert_close(kl_divergence(p, q), _a(xp, 0.1064401, dtype_name), rtol=2e-6, atol=5e-8)
 
 
-def test_js_of_disjoint_one_hots_is_exactly_ln2(xp: Any, dtype_name: str) -> None:
+def test_js_of_disjoint_one_hots_is_exactly_ln2(row_path: str, xp: Any, dtype_name: str) -> None:
     # fix: the original mixed in linear space with a 1e-10 floor (ln 2 − 2e-10 in float64)
     p = _a(xp, [[0.0, -np.inf, -np.inf], [-np.inf, 0.0, -np.inf]], dtype_name)
     q = _a(xp, [[-np.inf, 0.0, -np.inf], [-np.inf, -np.inf, 0.0]], dtype_name)
@@ -117,7 +131,7 @@ def test_js_of_disjoint_one_hots_is_exactly_ln2(xp: Any, dtype_name: str) -> Non
     assert_close(js_divergence(p, q, reduction="none"), _a(xp, [LN2, LN2], dtype_name), rtol=0)
 
 
-def test_js_matches_float64_reference(xp: Any, dtype_name: str) -> None:
+def test_js_matches_float64_reference(row_path: str, xp: Any, dtype_name: str) -> None:
     result = js_divergence(_a(xp, P_SPEC, dtype_name), _a(xp, Q_SPEC, dtype_name))
     assert_close(result, _a(xp, ref_js(P_SPEC, Q_SPEC), dtype_name), rtol=_rtol(dtype_name))
 
@@ -175,7 +189,7 @@ def test_entropy_normalize_with_one_outcome_is_zero(xp: Any, dtype_name: str) ->
     )
 
 
-def test_entropy_temperature_renormalises(xp: Any, dtype_name: str) -> None:
+def test_entropy_temperature_renormalises(row_path: str, xp: Any, dtype_name: str) -> None:
     # unnormalised input: T != 1 renormalises, T = 1 takes the input as given
     host = np.asarray([[0.3, -1.0, 2.0], [0.0, 0.0, -np.inf]])
     x = _a(xp, host, dtype_name)
@@ -215,7 +229,7 @@ PER_SAMPLE = [
 @pytest.mark.parametrize(("fn", "options", "reference"), PER_SAMPLE)
 @pytest.mark.parametrize("axis", [-1, 1, 0])
 def test_pair_reductions_on_3d_inputs(
-    xp: Any, dtype_name: str, fn: Any, options: Any, reference: Any, axis: int
+    row_path: str, xp: Any, dtype_name: str, fn: Any, options: Any, reference: Any, axis: int
 ) -> None:
     # axis 1 and 0 are not distributions: the math is the same per slice all the same
     p, q = _a(xp, BTV, dtype_name), _a(xp, BTV_Q, dtype_name)
@@ -241,7 +255,7 @@ def test_pair_reductions_on_3d_inputs(
     ids=["value", "normalize", "bonus"],
 )
 def test_entropy_reductions_on_3d_inputs(
-    xp: Any, dtype_name: str, axis: int, options: Any, transform: Any
+    row_path: str, xp: Any, dtype_name: str, axis: int, options: Any, transform: Any
 ) -> None:
     x = _a(xp, BTV, dtype_name)
     options = {"mode": "value", **options}
@@ -303,7 +317,7 @@ def test_kl_has_no_small_probability_mask(xp: Any, dtype_name: str) -> None:
     assert_close(kl_divergence(p, q), _a(xp, expected, dtype_name), rtol=1e-5, atol=1e-14)
 
 
-def test_kl_is_inf_where_q_is_zero_and_p_is_not(xp: Any, dtype_name: str) -> None:
+def test_kl_is_inf_where_q_is_zero_and_p_is_not(row_path: str, xp: Any, dtype_name: str) -> None:
     p = _a(xp, np.log([0.5, 0.5]), dtype_name)
     q = _a(xp, [0.0, -np.inf], dtype_name)
     assert_close(kl_divergence(p, q), _a(xp, np.inf, dtype_name))
@@ -377,7 +391,7 @@ PAIR_FUNCTIONS = [
 @pytest.mark.parametrize("edge", list(EDGE))
 @pytest.mark.parametrize(("fn", "reference"), PAIR_FUNCTIONS)
 def test_edge_values_and_gradients(
-    ad_xp: Any, dtype_name: str, edge: str, fn: Any, reference: Any
+    row_path: str, ad_xp: Any, dtype_name: str, edge: str, fn: Any, reference: Any
 ) -> None:
     lp, lq = _edge_inputs(edge)
     with np.errstate(invalid="ignore"):
@@ -398,7 +412,7 @@ def test_edge_values_and_gradients(
     np.testing.assert_allclose(grad_q, fd_q, rtol=tol, atol=tol)
 
 
-def test_kl_gradient_closed_form(ad_xp: Any, dtype_name: str) -> None:
+def test_kl_gradient_closed_form(row_path: str, ad_xp: Any, dtype_name: str) -> None:
     # ∂/∂log p_i = p_i (log p_i − log q_i + 1), ∂/∂log q_i = −p_i, both 0 where p_i = 0
     lp, lq = _edge_inputs("inf-in-both")
     p, q = _a(ad_xp, lp, dtype_name), _a(ad_xp, lq, dtype_name)
@@ -415,7 +429,7 @@ def test_kl_gradient_closed_form(ad_xp: Any, dtype_name: str) -> None:
 @pytest.mark.parametrize("edge", ["inf-in-p", "one-hot", "same-one-hot"])
 @pytest.mark.parametrize("mode", ["bonus", "penalty"])
 def test_entropy_edge_values_and_gradients(
-    ad_xp: Any, dtype_name: str, edge: str, mode: str
+    row_path: str, ad_xp: Any, dtype_name: str, edge: str, mode: str
 ) -> None:
     lp, _ = _edge_inputs(edge)
     sign = -1.0 if mode == "bonus" else 1.0
@@ -436,7 +450,9 @@ def test_entropy_edge_values_and_gradients(
     np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-6)
 
 
-def test_entropy_temperature_gradient_at_zero_probability(ad_xp: Any, dtype_name: str) -> None:
+def test_entropy_temperature_gradient_at_zero_probability(
+    row_path: str, ad_xp: Any, dtype_name: str
+) -> None:
     host = np.asarray([[0.0, -np.inf, -1.0], [-np.inf, -np.inf, 0.0]])
     x = _a(ad_xp, host, dtype_name)
     grad = to_numpy(
@@ -485,7 +501,7 @@ def test_finite_difference_backends_entropy_gradient(fd_xp: Any) -> None:
     assert_close(grad, _a(fd_xp, closed, "float64"), rtol=1e-6, atol=1e-9)
 
 
-def test_nan_inputs_propagate(xp: Any, dtype_name: str) -> None:
+def test_nan_inputs_propagate(row_path: str, xp: Any, dtype_name: str) -> None:
     p = _a(xp, [[np.log(0.5), np.nan]], dtype_name)
     q = _a(xp, [[np.log(0.5), np.log(0.5)]], dtype_name)
     with np.errstate(invalid="ignore"):  # numpy's logaddexp warns on NaN, as it should
@@ -846,7 +862,9 @@ def test_explicit_xp_is_used(xp: Any) -> None:
     assert_close(kl_divergence(p, q, xp=xp), _a(xp, ref_kl(P_SPEC, Q_SPEC), "float64"), rtol=1e-12)
 
 
-def test_zero_probability_in_both_is_exact_and_quiet(xp: Any, dtype_name: str) -> None:
+def test_zero_probability_in_both_is_exact_and_quiet(
+    row_path: str, xp: Any, dtype_name: str
+) -> None:
     # -inf − -inf must never be evaluated where numpy would warn (filterwarnings=error here)
     lp = [[np.log(0.5), np.log(0.5), -np.inf], [-np.inf, 0.0, -np.inf]]
     lq = [[np.log(0.25), np.log(0.75), -np.inf], [-np.inf, 0.0, -np.inf]]
@@ -899,3 +917,83 @@ def test_entropy_on_large_rows(
     np.testing.assert_allclose(
         grad, closed, rtol=rtol, atol=1e-7 if dtype_name == "float32" else 1e-15
     )
+
+
+# ---------------------------------------------------------------- fixes of issue 12
+
+
+def test_kl_gradient_where_q_is_zero_is_minus_p_on_every_backend(ad_xp: Any) -> None:
+    # closed form ∂KL/∂log q_i = −p_i, also where q_i = 0 < p_i (the value is +inf there);
+    # jax used to split the derivative of a maximum tie at -inf: −p/2
+    lp = np.log(np.asarray([0.5, 0.25, 0.25]))
+    lq = np.asarray([np.log(0.5), np.log(0.5), -np.inf])
+    p, q = _a(ad_xp, lp, "float64"), _a(ad_xp, lq, "float64")
+    grad = get_backend(q).grad(lambda v: kl_divergence(p, v, reduction="sum"), q)
+    np.testing.assert_array_equal(to_numpy(grad), [-0.5, -0.25, -0.25])
+
+
+WEIGHTS = np.asarray([[0.5, 1.0, 0.0], [2.0, 0.25, 1.0]])
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k3"])
+def test_kl_estimate_floating_mask_weights_each_position(
+    xp: Any, dtype_name: str, estimator: str
+) -> None:
+    lp, ref = _a(xp, LOGPROBS, dtype_name), _a(xp, REF, dtype_name)
+    weighted = WEIGHTS * _estimates(LOGPROBS, REF)[estimator]
+    weights = _a(xp, WEIGHTS, dtype_name)
+    rtol = 1e-5 if dtype_name == "float32" else 1e-12
+    cases = [("none", weighted), ("sum", weighted.sum()), ("mean", weighted.sum() / WEIGHTS.sum())]
+    for reduction, expected in cases:
+        result = kl_estimate(lp, ref, estimator=estimator, mask=weights, reduction=reduction)
+        assert_close(result, _a(xp, expected, dtype_name), rtol=rtol, atol=rtol)
+
+
+def test_kl_estimate_nan_weight_gives_nan_and_zero_weight_excludes_garbage(
+    xp: Any, dtype_name: str
+) -> None:
+    lp = _a(xp, [[-1.0, np.nan], [-0.5, -np.inf]], dtype_name)
+    ref = _a(xp, [[-1.5, -2.0], [-0.25, -1.0]], dtype_name)
+    excluded = _a(xp, [[1.0, 0.0], [1.0, 0.0]], dtype_name)
+    r = np.asarray([-0.5, 0.25])
+    expected = (np.exp(r) - 1.0 - r).mean()
+    assert_close(kl_estimate(lp, ref, mask=excluded), _a(xp, expected, dtype_name), rtol=1e-5)
+    nan_weight = _a(xp, [[1.0, 0.0], [np.nan, 0.0]], dtype_name)
+    for reduction in ("mean", "sum"):
+        assert np.isnan(to_numpy(kl_estimate(lp, ref, mask=nan_weight, reduction=reduction)))
+
+
+def test_kl_estimate_weighted_gradient(ad_xp: Any, dtype_name: str) -> None:
+    lp, ref = _a(ad_xp, LOGPROBS, dtype_name), _a(ad_xp, REF, dtype_name)
+    weights = _a(ad_xp, WEIGHTS, dtype_name)
+    grad = get_backend(lp).grad(lambda v: kl_estimate(v, ref, mask=weights), lp)
+    # ∂/∂logprobs of Σ w·k3 / Σ w = −w·(e^r − 1) / Σ w
+    expected = -WEIGHTS * np.expm1(REF - LOGPROBS) / WEIGHTS.sum()
+    np.testing.assert_allclose(to_numpy(grad), expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5])
+def test_entropy_of_an_all_minus_inf_row_is_zero_at_every_temperature(
+    row_path: str, xp: Any, dtype_name: str, temperature: float
+) -> None:
+    host = np.asarray([[-np.inf, -np.inf, -np.inf], [np.log(0.2), np.log(0.8), -np.inf]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        second = ref_entropy(log_softmax(host[1] / temperature))
+    rows = entropy_value(_a(xp, host, dtype_name), temperature=temperature, reduction="none")
+    assert_close(rows, _a(xp, [0.0, second], dtype_name), rtol=_rtol(dtype_name), atol=1e-12)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_entropy_gradient_of_an_all_minus_inf_row_is_zero(
+    row_path: str, ad_xp: Any, temperature: float
+) -> None:
+    host = np.asarray([[-np.inf, -np.inf, -np.inf], [0.0, -1.0, -np.inf]])
+    x = _a(ad_xp, host, "float64")
+    grad = to_numpy(get_backend(x).grad(lambda v: entropy_value(v, temperature=temperature), x))
+    np.testing.assert_array_equal(grad[0], [0.0, 0.0, 0.0])
+
+    def reference(v: np.ndarray) -> Any:  # T = 1 takes the log-probabilities as given
+        return ref_entropy(v if temperature == 1.0 else log_softmax(v / temperature)).mean()
+
+    fd = numeric_grad(reference, host[1:])
+    np.testing.assert_allclose(grad[1:], fd * 0.5, rtol=1e-5, atol=1e-8)

@@ -99,9 +99,9 @@ def test_dask_compute_total_stays_lazy() -> None:
 
 @pytest.fixture
 def count_transfers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count calls of the one conversion point (``arraypenalties.primitives.to_floats``)."""
+    """Count calls of the one conversion point (``arraypenalties.backends.primitives.to_floats``)."""
     calls: list[int] = []
-    original = arraypenalties.primitives.to_floats
+    original = arraypenalties.backends.primitives.to_floats
 
     def counting(values: Any) -> list[float]:
         calls.append(int(values.shape[0]))

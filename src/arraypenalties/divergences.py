@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from arraypenalties._chunked import chunking, row_fn, rows_in_chunks
+from arraypenalties._divergence_rows import js_values, kl_values, neg_entropy_values
 from arraypenalties._lib.checks import check_choice, check_real_floating
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties._lib.namespace import get_xp
@@ -25,25 +27,31 @@ from arraypenalties._logspace import (
     check_reduction_over,
     finish,
     floor_at,
-    kl_rows,
     lowest,
-    neg_entropy_rows,
     prepare_pair,
-    row_dot,
-    symmetric_kl_rows,
     to_working,
     working_dtype,
 )
-from arraypenalties.backends.primitives import logsumexp
 
-__all__ = ["entropy", "entropy_value", "js_divergence", "kl_divergence", "kl_estimate"]
+__all__ = [
+    "chunking",
+    "entropy",
+    "entropy_value",
+    "js_divergence",
+    "kl_divergence",
+    "kl_estimate",
+]
 
-_LN2 = math.log(2.0)
 _PAIR = ("p_logprobs", "q_logprobs")
 
 
 def _per_sample_shape(shape: tuple[Any, ...], axis: int) -> tuple[Any, ...]:
     return shape[:axis] + shape[axis + 1 :]
+
+
+def _row_axis(axis: int, ndim: int) -> int:
+    """``-1`` for the last axis (valid on the input and on its 2-D chunks), else ``axis``."""
+    return -1 if axis == ndim - 1 else axis
 
 
 def kl_divergence(
@@ -57,6 +65,7 @@ def kl_divergence(
     axis: int = -1,
     max_log_ratio: float | None = None,
     broadcast: bool = False,
+    from_logits: bool = False,
     xp: Any = None,
 ) -> Any:
     """Kullback-Leibler divergence ``KL(P‖Q)`` between distributions given as log-probabilities.
@@ -81,6 +90,10 @@ def kl_divergence(
     broadcast : bool, default False
         Broadcast the two inputs against each other; without it, different
         shapes raise.
+    from_logits : bool, default False
+        The inputs are unnormalised logits: each is normalised inside with the
+        backend's fused ``log_softmax`` (see Notes), and gradients are with
+        respect to the logits.
     xp : namespace, optional
         The Array API namespace of the inputs; detected when omitted.
 
@@ -115,6 +128,13 @@ def kl_divergence(
     2.3e-3 (the float64 value rounded to bfloat16); the float32 computation
     before the rounding: 5e-8.
 
+    With ``from_logits=True``, a ``-inf`` logit is a zero probability (every rule
+    above holds), and a row that is all ``-inf`` holds no distribution: NaN.
+    Inputs larger than 32 MiB whose distribution axis is the last one are
+    processed in chunks of rows, so the memory of a forward and backward stays
+    within about one input beyond the inputs and their gradients (see
+    :func:`chunking`); the values do not change.
+
     Examples
     --------
     >>> import numpy as np
@@ -128,33 +148,29 @@ def kl_divergence(
     array(0.34657359)
     >>> kl_divergence(np.log(np.asarray([0.5, 0.5])), np.asarray([0.0, -np.inf]))
     array(inf)
+    >>> logits_p, logits_q = np.asarray([2.0, 1.0, -np.inf]), np.asarray([0.0, 0.0, 0.0])
+    >>> print(f"{float(kl_divergence(logits_p, logits_q, from_logits=True)):.7f}")
+    0.5164092
     """
     direction = check_choice(direction, "direction", ("forward", "reverse"))
     check_bool(symmetric, "symmetric")
+    check_bool(from_logits, "from_logits")
     limit = check_optional_positive(max_log_ratio, "max_log_ratio")
     xp, lp, lq, out_dtype = prepare_pair(p_logprobs, q_logprobs, _PAIR, broadcast, xp)
     axis = check_axis(axis, lp.ndim, _PAIR[0])
     reduction = check_reduction_over(reduction, _per_sample_shape(tuple(lp.shape), axis))
     work = working_dtype(out_dtype, xp)
     lp, lq = to_working(lp, work, xp), to_working(lq, work, xp)
-    if symmetric:
-        rows = symmetric_kl_rows(lp, lq, axis, limit, xp)
-    elif direction == "forward":
-        rows = kl_rows(lp, lq, axis, limit, xp)
-    else:
-        rows = kl_rows(lq, lp, axis, limit, xp)
-    return finish(rows, reduction, out_dtype, xp)
-
-
-def _js_rows(lp: Any, lq: Any, axis: int, xp: Any) -> Any:
-    # the double where: logaddexp(-inf, -inf) has a NaN gradient, so positions where
-    # both probabilities are 0 get finite stand-ins first and are selected away later
-    both_zero = (lp == -math.inf) & (lq == -math.inf)
-    log_m = xp.logaddexp(xp.where(both_zero, 0.0, lp), xp.where(both_zero, 0.0, lq)) - _LN2
-    p, q = xp.exp(lp), xp.exp(lq)
-    to_p = row_dot(p, xp.where(p > 0, lp - log_m, 0.0), axis, xp)
-    to_q = row_dot(q, xp.where(q > 0, lq - log_m, 0.0), axis, xp)
-    return 0.5 * (to_p + to_q)
+    form = "symmetric" if symmetric else direction
+    fn = row_fn(
+        kl_values,
+        axis=_row_axis(axis, lp.ndim),
+        form=form,
+        limit=limit,
+        logits=from_logits,
+        xp=xp,
+    )
+    return finish(rows_in_chunks(fn, (lp, lq), axis, xp), reduction, out_dtype, xp)
 
 
 def js_divergence(
@@ -165,6 +181,7 @@ def js_divergence(
     reduction: str = "mean",
     axis: int = -1,
     broadcast: bool = False,
+    from_logits: bool = False,
     xp: Any = None,
 ) -> Any:
     """Jensen-Shannon divergence ``½KL(P‖M) + ½KL(Q‖M)``, ``M = ½(P + Q)``, built in log space.
@@ -179,6 +196,10 @@ def js_divergence(
         The distribution axis.
     broadcast : bool, default False
         Broadcast the two inputs against each other instead of raising on a mismatch.
+    from_logits : bool, default False
+        The inputs are unnormalised logits, normalised inside (fused
+        ``log_softmax``); gradients are with respect to the logits. A row that
+        is all ``-inf`` holds no distribution: NaN.
     xp : namespace, optional
         The Array API namespace of the inputs; detected when omitted.
 
@@ -206,7 +227,8 @@ def js_divergence(
     The mixture is never formed in linear space, so there is no probability
     floor: the value lies in ``[0, ln 2]`` and disjoint supports (two different
     one-hots) give exactly ``ln 2``. Positions where both probabilities are 0
-    contribute 0 with a zero gradient.
+    contribute 0 with a zero gradient. Large inputs are processed in chunks of
+    rows, as for :func:`kl_divergence` (memory within about two inputs).
 
     Examples
     --------
@@ -217,12 +239,14 @@ def js_divergence(
     >>> bool(js_divergence(one_hot_a, one_hot_b) == np.log(2.0))
     True
     """
+    check_bool(from_logits, "from_logits")
     xp, lp, lq, out_dtype = prepare_pair(p_logprobs, q_logprobs, _PAIR, broadcast, xp)
     axis = check_axis(axis, lp.ndim, _PAIR[0])
     reduction = check_reduction_over(reduction, _per_sample_shape(tuple(lp.shape), axis))
     work = working_dtype(out_dtype, xp)
-    rows = _js_rows(to_working(lp, work, xp), to_working(lq, work, xp), axis, xp)
-    return finish(rows, reduction, out_dtype, xp)
+    lp, lq = to_working(lp, work, xp), to_working(lq, work, xp)
+    fn = row_fn(js_values, axis=_row_axis(axis, lp.ndim), logits=from_logits, xp=xp)
+    return finish(rows_in_chunks(fn, (lp, lq), axis, xp), reduction, out_dtype, xp)
 
 
 _ENTROPY_MODES = ("bonus", "penalty", "value")
@@ -244,6 +268,7 @@ def entropy(
     normalize: bool = False,
     temperature: float = 1.0,
     axis: int = -1,
+    from_logits: bool = False,
     xp: Any = None,
 ) -> Any:
     """Shannon entropy ``H = −Σ p·log p`` as a bonus (``−H``), a penalty (``+H``) or a value.
@@ -264,9 +289,12 @@ def entropy(
         distribution has entropy 1. With ``V = 1`` the normalised entropy is 0.
     temperature : float, default 1.0
         If not 1, the input is first renormalised as ``log_softmax(logprobs / T)``
-        (the backend's fused ``logsumexp``); must be finite and ``> 0``.
+        (the backend's fused ``log_softmax``); must be finite and ``> 0``.
     axis : int, default -1
         The distribution axis.
+    from_logits : bool, default False
+        ``logprobs`` holds unnormalised logits, normalised inside as
+        ``log_softmax(logits / T)``; gradients are with respect to the logits.
     xp : namespace, optional
         The Array API namespace of ``logprobs``; detected when omitted.
 
@@ -293,7 +321,10 @@ def entropy(
     Terms with ``p_i = 0`` are exactly 0 with a zero gradient. The original
     library returned ``+H`` for ``"bonus"``, which lowered the entropy while
     claiming to raise it; here the sign follows what minimising the loss does.
-    The input is not renormalised at ``temperature=1``.
+    The input is not renormalised at ``temperature=1`` (unless ``from_logits``).
+    A row that is all ``-inf`` has entropy 0 at every temperature, with a zero
+    gradient. Large inputs are processed in chunks of rows, as for
+    :func:`kl_divergence`.
 
     Examples
     --------
@@ -313,12 +344,17 @@ def entropy(
     xp = _prepare_single(logprobs, "logprobs", xp)
     axis = check_axis(axis, logprobs.ndim, "logprobs")
     reduction = check_reduction_over(reduction, _per_sample_shape(tuple(logprobs.shape), axis))
+    check_bool(from_logits, "from_logits")
     out_dtype = logprobs.dtype
     lp = to_working(logprobs, working_dtype(out_dtype, xp), xp)
-    if temperature != 1.0:
-        scaled = lp / temperature
-        lp = scaled - logsumexp(scaled, axis=axis, keepdims=True, xp=xp)
-    neg_h = neg_entropy_rows(lp, axis, xp)
+    fn = row_fn(
+        neg_entropy_values,
+        axis=_row_axis(axis, lp.ndim),
+        temperature=temperature,
+        logits=from_logits,
+        xp=xp,
+    )
+    neg_h = rows_in_chunks(fn, (lp,), axis, xp)
     size = lp.shape[axis]
     if normalize:
         # V = 1: one outcome, no uncertainty; scale by 0 (keeps NaN and the graph) not 1/ln 1
@@ -334,6 +370,7 @@ def entropy_value(
     normalize: bool = False,
     temperature: float = 1.0,
     axis: int = -1,
+    from_logits: bool = False,
     xp: Any = None,
 ) -> Any:
     """Plain Shannon entropy ``H`` for logging: :func:`entropy` with ``mode="value"``.
@@ -342,7 +379,7 @@ def entropy_value(
     ----------
     logprobs : array
         Log-probabilities, real floating, at least 1-D.
-    reduction, normalize, temperature, axis, xp
+    reduction, normalize, temperature, axis, from_logits, xp
         As for :func:`entropy`.
 
     Returns
@@ -369,6 +406,8 @@ def entropy_value(
     1.0890656
     >>> print(f"{float(entropy_value(logprobs, temperature=0.5)):.7f}")
     0.7405333
+    >>> print(f"{float(entropy_value(logits, from_logits=True)):.7f}")
+    1.0890656
     """
     return entropy(
         logprobs,
@@ -377,6 +416,7 @@ def entropy_value(
         normalize=normalize,
         temperature=temperature,
         axis=axis,
+        from_logits=from_logits,
         xp=xp,
     )
 
@@ -384,8 +424,9 @@ def entropy_value(
 _ESTIMATORS = ("k1", "k2", "k3")
 
 
-def _kept_positions(mask: Any, shape: tuple[Any, ...], xp: Any) -> Any:
-    """``mask`` as a boolean array (nonzero = kept), after checking its shape and dtype."""
+def _mask_weights(mask: Any, shape: tuple[Any, ...], work: Any, xp: Any) -> tuple[Any, Any]:
+    """``(kept, weights)``: a bool mask selects (``weights`` None); a numeric mask weights
+    each position (``kept`` = weight ≠ 0, NaN included, so a NaN weight gives NaN)."""
     if tuple(mask.shape) != shape:
         msg = (
             f"`mask` has shape {tuple(mask.shape)} but `logprobs` has shape {shape}; "
@@ -393,11 +434,11 @@ def _kept_positions(mask: Any, shape: tuple[Any, ...], xp: Any) -> Any:
         )
         raise InvalidValueError(msg)
     if xp.isdtype(mask.dtype, "bool"):
-        return mask
+        return mask, None
     if not xp.isdtype(mask.dtype, ("integral", "real floating")):
-        msg = f"`mask` must have a bool, integer or real floating dtype (0/1); got {mask.dtype}"
+        msg = f"`mask` must have a bool dtype (selects) or a real dtype (weights); got {mask.dtype}"
         raise InvalidTypeError(msg)
-    return mask != 0
+    return mask != 0, xp.astype(mask, work)
 
 
 def kl_estimate(
@@ -422,12 +463,14 @@ def kl_estimate(
     estimator : {"k3", "k1", "k2"}, default "k3"
         See Notes.
     mask : array, optional
-        Same shape, bool or 0/1: positions where it is False / 0 (padding) are
-        excluded, and their values (even ``-inf`` or NaN) never reach the
-        result or its gradient.
+        Same shape. A bool mask selects: positions where it is False (padding)
+        are excluded. A real (integer or floating) mask weights each position
+        by its value: ``w·k``, and 0 excludes. Excluded values (even ``-inf`` or
+        NaN) never reach the result or its gradient; a NaN weight gives NaN.
     reduction : {"mean", "sum", "none"}, default "mean"
-        ``"mean"`` averages over the kept positions (0 when none are kept);
-        ``"none"`` returns every position, 0 where masked.
+        ``"mean"`` is ``Σ w·k / Σ w`` (for a bool mask: the mean over the kept
+        positions), 0 when the weights sum to 0; ``"none"`` returns ``w·k`` at
+        every position, 0 where excluded.
     xp : namespace, optional
         The Array API namespace of the inputs; detected when omitted.
 
@@ -466,16 +509,18 @@ def kl_estimate(
     array(-0.5)
     >>> kl_estimate(logprobs, ref, estimator="k2", mask=np.asarray([True, True, False]))
     array(0.3125)
+    >>> kl_estimate(logprobs, ref, estimator="k2", mask=np.asarray([0.5, 1.0, 0.0]))
+    array(0.375)
     """
     estimator = check_choice(estimator, "estimator", _ESTIMATORS)
     names = ("logprobs", "ref_logprobs")
     xp, lp, ref, out_dtype = prepare_pair(logprobs, ref_logprobs, names, False, xp)
     reduction = check_reduction_over(reduction, tuple(lp.shape))
-    kept = None
+    kept = weights = None
+    work = working_dtype(out_dtype, xp)
     if mask is not None:
         get_xp(lp, mask, names=("logprobs", "mask"))  # one namespace
-        kept = _kept_positions(mask, tuple(lp.shape), xp)
-    work = working_dtype(out_dtype, xp)
+        kept, weights = _mask_weights(mask, tuple(lp.shape), work, xp)
     lp, ref = to_working(lp, work, xp), to_working(ref, work, xp)
     if kept is not None:
         # first where: masked garbage (-inf, NaN) never reaches the subtraction, exp or r²
@@ -492,7 +537,10 @@ def kl_estimate(
         k = floor_at(xp.expm1(capped) - capped, 0.0, xp)
     if kept is not None:
         k = xp.where(kept, k, 0.0)  # second where: masked positions are exactly 0
+        if weights is not None:
+            k = k * weights
         if reduction == "mean":
-            count = xp.sum(xp.astype(kept, work))
-            return finish(xp.sum(k) / floor_at(count, 1.0, xp), "none", out_dtype, xp)
+            total = xp.sum(xp.astype(kept, work) if weights is None else weights)
+            total = xp.where(total == 0.0, xp.ones_like(total), total)  # nothing kept: 0
+            return finish(xp.sum(k) / total, "none", out_dtype, xp)
     return finish(k, reduction, out_dtype, xp)

@@ -23,8 +23,9 @@ class Backend:
     frameworks override when they can do better. :meth:`stop_gradient` is the
     identity, :meth:`is_compiling` False, :meth:`to_host` goes through
     ``tolist``, :meth:`logsumexp` is the Array API form; the optional fused
-    kernels (:meth:`kl_rows`, :meth:`neg_entropy_rows`) return None by default,
-    and the library then uses its Array API form.
+    kernels (:meth:`kl_rows`, :meth:`neg_entropy_rows`, :meth:`log_softmax`,
+    :meth:`chunked_rows`) return None by default, and the library then uses its
+    Array API form.
 
     Attributes
     ----------
@@ -127,6 +128,26 @@ class Backend:
 
         Gradients finite everywhere (0 where ``p = 0``). Optional and may return
         None, as :meth:`kl_rows`.
+        """
+        return None
+
+    def log_softmax(self, x: Array, /, *, axis: int) -> Array | None:
+        """Optional fused kernel: ``x − log Σ exp(x)`` along ``axis`` (one pass, exact gradients).
+
+        Backends without one keep this default (None), and the divergences use a
+        max-shifted Array API form.
+        """
+        return None
+
+    def chunked_rows(
+        self, row_fn: Callable[..., Array], arrays: tuple[Array, ...], /, *, rows_per_chunk: int
+    ) -> Array | None:
+        """Optional kernel: ``row_fn(*arrays)`` for 2-D ``arrays`` (rows on axis 0, one
+        value per row), ``rows_per_chunk`` rows at a time, with a backward that recomputes
+        each chunk instead of keeping full-size intermediates.
+
+        ``row_fn`` is hashable by value. Backends without one keep this default (None),
+        and the divergences loop over the chunks in Array API calls (values only).
         """
         return None
 

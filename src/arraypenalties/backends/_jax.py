@@ -8,6 +8,7 @@ from typing import Any
 
 import jax
 
+from arraypenalties.backends import _jax_kernels
 from arraypenalties.backends._base import (
     Array,
     Backend,
@@ -82,6 +83,17 @@ class JaxBackend(Backend):
         self, x: Array, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> Array:
         return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
+
+    def kl_rows(self, lp: Array, lq: Array, /, *, axis: int) -> Array | None:
+        return _jax_kernels.kl_rows(lp, lq, axis)
+
+    def log_softmax(self, x: Array, /, *, axis: int) -> Array | None:
+        return _jax_kernels.log_softmax(x, axis)
+
+    def chunked_rows(
+        self, row_fn: Callable[..., Array], arrays: tuple[Array, ...], /, *, rows_per_chunk: int
+    ) -> Array | None:
+        return _jax_kernels.chunked_rows(row_fn, arrays, rows_per_chunk)
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         seed = None if isinstance(rng, jax.Array) else int_seed(rng)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -229,6 +229,14 @@ class TorchBackend(Backend):
 
     def neg_entropy_rows(self, lp: Array, /, *, axis: int) -> Array | None:
         return _torch_kernels.neg_entropy_rows(lp, axis)
+
+    def log_softmax(self, x: Array, /, *, axis: int) -> Array | None:
+        return _torch_kernels.log_softmax(x, axis)
+
+    def chunked_rows(
+        self, row_fn: Callable[..., Array], arrays: tuple[Array, ...], /, *, rows_per_chunk: int
+    ) -> Array | None:
+        return _torch_kernels.chunked_rows(row_fn, arrays, rows_per_chunk)
 
     def uniform(self, rng: object, shape: tuple[int, ...], dtype: Any, *, like: Array) -> Array:
         generator: torch.Generator | None

@@ -1,5 +1,6 @@
-"""Fused torch kernels for eager mode: the KL rows (with a hand-written backward) and
-the entropy rows.
+"""Fused torch kernels for eager mode: the KL rows (with a hand-written backward), the
+entropy rows, the log-softmax, and rows of large inputs in chunks (:func:`chunked_rows`:
+an autograd Function that recomputes each chunk in its backward, for bounded memory).
 
 Eager torch runs one kernel per operation and, on the CPU, maps fresh pages for
 every large temporary; an exact KL written in Array API calls (exp, compare,
@@ -14,9 +15,15 @@ Without autograd, both kernels reuse their one temporary in place.
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import torch
+
+# True while a chunked backward recomputes one chunk: the kernels below then run on
+# chunks of any size (their closed-form backward beats autograd's chain there too;
+# what they decline is small whole inputs, where the Python overhead dominates)
+_RECOMPUTING = contextvars.ContextVar("_RECOMPUTING", default=False)
 
 
 def _masked_log_ratio(lp: torch.Tensor, lq: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -92,7 +99,7 @@ LARGE_BYTES = 32 << 20
 
 
 def _large(x: torch.Tensor) -> bool:
-    return x.numel() * x.element_size() > LARGE_BYTES
+    return x.numel() * x.element_size() > LARGE_BYTES or _RECOMPUTING.get()
 
 
 def kl_rows(lp: torch.Tensor, lq: torch.Tensor, axis: int) -> torch.Tensor | None:
@@ -124,3 +131,95 @@ def neg_entropy_rows(lp: torch.Tensor, axis: int) -> torch.Tensor | None:
     if not grad:
         return p.mul_(floored).sum(dim=axis)
     return torch.matmul(p.unsqueeze(-2), floored.unsqueeze(-1))[..., 0, 0]
+
+
+def log_softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """``torch.log_softmax`` along ``axis`` (one fused kernel, forward and backward)."""
+    return torch.log_softmax(x, dim=axis)
+
+
+def _spans(total: int, size: int) -> range:
+    return range(0, total, size)
+
+
+class _ChunkedRows(torch.autograd.Function):
+    """``row_fn(*arrays)`` over chunks of rows that keeps only its inputs for the backward,
+    which recomputes each chunk under autograd and writes its gradient in place: the
+    memory beyond the inputs and their gradients is a few chunks, whatever the size.
+    Under ``create_graph`` the backward is the whole input's graph instead (differentiable
+    again, without the memory bound)."""
+
+    @staticmethod
+    def forward(ctx: Any, row_fn: Any, size: int, *arrays: torch.Tensor) -> torch.Tensor:
+        ctx.row_fn, ctx.size = row_fn, size
+        ctx.save_for_backward(*arrays)
+        total = arrays[0].shape[0]
+        return torch.cat([row_fn(*(a[s : s + size] for a in arrays)) for s in _spans(total, size)])
+
+    @staticmethod
+    def backward(ctx: Any, grad_rows: torch.Tensor) -> tuple[Any, ...]:
+        arrays = ctx.saved_tensors
+        wanted = [i for i, need in enumerate(ctx.needs_input_grad[2:]) if need]
+        grads: list[torch.Tensor | None] = [None] * len(arrays)
+        if torch.is_grad_enabled():  # create_graph
+            rows = ctx.row_fn(*arrays)
+            found = torch.autograd.grad(
+                rows, [arrays[i] for i in wanted], grad_rows, create_graph=True, allow_unused=True
+            )
+            for i, grad in zip(wanted, found, strict=True):
+                grads[i] = torch.zeros_like(arrays[i]) if grad is None else grad
+            return (None, None, *grads)
+        for i in wanted:
+            grads[i] = torch.empty_like(arrays[i])  # every chunk writes its rows
+        size = ctx.size
+        token = _RECOMPUTING.set(True)
+        try:
+            _chunk_grads(ctx.row_fn, size, arrays, wanted, grads, grad_rows)
+        finally:
+            _RECOMPUTING.reset(token)
+        return (None, None, *grads)
+
+
+def _chunk_grads(
+    row_fn: Any,
+    size: int,
+    arrays: tuple[torch.Tensor, ...],
+    wanted: list[int],
+    grads: list[Any],
+    grad_rows: torch.Tensor,
+) -> None:
+    """Each chunk's forward again under autograd, its backward written into ``grads``."""
+    for s in _spans(arrays[0].shape[0], size):
+        with torch.enable_grad():
+            leaves = [
+                a[s : s + size].detach().requires_grad_(i in wanted) for i, a in enumerate(arrays)
+            ]
+            rows = row_fn(*leaves)
+        found = torch.autograd.grad(
+            rows, [leaves[i] for i in wanted], grad_rows[s : s + size], allow_unused=True
+        )
+        for i, grad in zip(wanted, found, strict=True):
+            grads[i][s : s + size] = 0.0 if grad is None else grad
+
+
+def _transformed(x: torch.Tensor) -> bool:
+    """True for a tensor under torch.func (grad, vmap) or carrying a forward-mode tangent."""
+    if torch._C._functorch.is_functorch_wrapped_tensor(x):
+        return True
+    dual = torch.autograd.forward_ad.unpack_dual(x)  # type: ignore[no-untyped-call]
+    return dual.tangent is not None
+
+
+def chunked_rows(row_fn: Any, arrays: tuple[torch.Tensor, ...], rows_per_chunk: int) -> Any:
+    """``row_fn(*arrays)`` for 2-D ``arrays`` (rows on axis 0), ``rows_per_chunk`` rows at a
+    time. None (declined) under torch.func and forward-mode AD: the caller then runs
+    ``row_fn`` on the whole input."""
+    if any(_transformed(a) for a in arrays):
+        return None
+    if torch.is_grad_enabled() and any(a.requires_grad for a in arrays):
+        return _ChunkedRows.apply(row_fn, rows_per_chunk, *arrays)  # type: ignore[no-untyped-call]
+    total = arrays[0].shape[0]
+    pieces = [
+        row_fn(*(a[s : s + rows_per_chunk] for a in arrays)) for s in _spans(total, rows_per_chunk)
+    ]
+    return torch.cat(pieces)

@@ -21,12 +21,14 @@ from typing import Any
 
 from arraypenalties._lib.ops import safe_sqrt
 from arraypenalties.backends import get_backend
-from arraypenalties.backends._base import MAX_SEED
+from arraypenalties.backends._base import MAX_SEED, Backend
 
 __all__ = [
     "MAX_SEED",
     "as_array",
+    "fused_kernel",
     "fuses_elementwise",
+    "has_autodiff",
     "is_compiling",
     "logsumexp",
     "numpy_backed",
@@ -59,9 +61,25 @@ def fuses_elementwise(x: Any, /) -> bool:
     return get_backend(x).fuses_elementwise
 
 
+def has_autodiff(x: Any, /) -> bool:
+    """True when arrays like ``x`` have an exact autodiff backend (torch, jax)."""
+    return get_backend(x).exact
+
+
+def fused_kernel(name: str, x: Any, /) -> Any:
+    """The backend's optional kernel ``name`` for arrays like ``x`` (a bound method), or
+    None: when the backend keeps the default, and under ``torch.compile``, as
+    :func:`run_fused`."""
+    backend = get_backend(x)
+    if getattr(type(backend), name) is getattr(Backend, name) or backend.is_compiling():
+        return None
+    return getattr(backend, name)
+
+
 def run_fused(name: str, x: Any, /, *args: Any, **kwargs: Any) -> Any:
     """``kernel(x, *args, **kwargs)`` with the backend's fused kernel ``name``
-    (``"kl_rows"``, ``"neg_entropy_rows"``) for arrays like ``x``.
+    (``"kl_rows"``, ``"neg_entropy_rows"``, ``"log_softmax"``, ``"chunked_rows"``) for
+    arrays like ``x``.
 
     None when the backend has no such kernel, when the kernel declines these
     inputs, and under ``torch.compile``: the compiler fuses the caller's Array API

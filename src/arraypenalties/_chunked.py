@@ -1,0 +1,164 @@
+"""Rows of a large input in chunks: bounded memory for the divergences.
+
+A divergence over ``[N, V]`` inputs is one value per row. Computed on the whole
+input at once, eager frameworks make several full-size temporaries, and
+autodiff keeps full-size intermediates for the backward. Above
+:data:`SETTINGS`'s ``threshold_bytes`` (one input's size) the rows are instead
+processed ``chunk_bytes`` at a time: the backend's ``chunked_rows`` kernel (torch:
+an autograd Function, jax: a ``custom_vjp``) keeps only the inputs for the
+backward and recomputes each chunk there, so the memory beyond the inputs and
+their gradients is a few chunks whatever ``N``. Namespaces without autodiff
+loop over the chunks in Array API calls. The values are those of the whole-input
+form (the same operations on fewer rows), gradients included.
+
+Chunks run along the leading axes, so only a last-axis distribution is chunked
+(the LLM layout ``[..., vocabulary]``); dask arrays are left to dask's own chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from arraypenalties._lib.checks import check_real
+from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties.backends.primitives import fused_kernel, has_autodiff
+
+
+@dataclass
+class ChunkSettings:
+    """When and how finely the divergences chunk their rows (process-wide)."""
+
+    threshold_bytes: int = 32 << 20  # an input larger than this is processed in chunks
+    chunk_bytes: int = 2 << 20  # of about this many bytes of one input each
+
+
+SETTINGS = ChunkSettings()
+
+
+@dataclass(frozen=True)
+class RowFn:
+    """A per-row function with its options, hashable by value (jax caches one compiled
+    chunked function per distinct ``RowFn``)."""
+
+    fn: Callable[..., Any]
+    options: tuple[tuple[str, Any], ...]
+
+    def __call__(self, *arrays: Any) -> Any:
+        return self.fn(*arrays, **dict(self.options))
+
+
+def row_fn(fn: Callable[..., Any], **options: Any) -> RowFn:
+    """``fn`` with keyword ``options`` bound, as a hashable :class:`RowFn` (each call site
+    passes its options in one fixed order, so equal calls give equal keys)."""
+    return RowFn(fn, tuple(options.items()))
+
+
+def _check_bytes(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        check_real(value, name)  # the type error for non-numbers
+        msg = f"`{name}` must be an int number of bytes; got {value!r}"
+        raise InvalidTypeError(msg)
+    if value < 1:
+        msg = f"`{name}` must be >= 1 (bytes); got {value}"
+        raise InvalidValueError(msg)
+    return value
+
+
+@contextlib.contextmanager
+def chunking(
+    *, threshold_bytes: int | None = None, chunk_bytes: int | None = None
+) -> Iterator[ChunkSettings]:
+    """Change when the divergences process rows in chunks, inside a ``with`` block.
+
+    Parameters
+    ----------
+    threshold_bytes : int, optional
+        Inputs larger than this (bytes of one input in the working dtype) are
+        processed in chunks of rows. Default 32 MiB.
+    chunk_bytes : int, optional
+        About how many bytes of one input each chunk holds (at least one row).
+        Default 2 MiB.
+
+    Yields
+    ------
+    ChunkSettings
+        The settings in force inside the block.
+
+    Raises
+    ------
+    InvalidTypeError, InvalidValueError
+        A setting that is not an int ``>= 1``.
+
+    Notes
+    -----
+    The settings are process-wide and read when a divergence is called (under
+    ``jax.jit``: when it is traced). Chunking never changes a value beyond
+    rounding, so this is a memory / speed knob only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arraypenalties import kl_divergence
+    >>> from arraypenalties.divergences import chunking
+    >>> p = np.log(np.full((6, 4), 0.25))
+    >>> q = np.log(np.tile([0.4, 0.3, 0.2, 0.1], (6, 1)))
+    >>> with chunking(threshold_bytes=1, chunk_bytes=64):  # two rows a chunk
+    ...     chunked = kl_divergence(p, q)
+    >>> bool(np.isclose(chunked, kl_divergence(p, q), rtol=1e-15))
+    True
+    """
+    new = ChunkSettings(
+        SETTINGS.threshold_bytes if threshold_bytes is None else threshold_bytes,
+        SETTINGS.chunk_bytes if chunk_bytes is None else chunk_bytes,
+    )
+    _check_bytes(new.threshold_bytes, "threshold_bytes")
+    _check_bytes(new.chunk_bytes, "chunk_bytes")
+    old = ChunkSettings(SETTINGS.threshold_bytes, SETTINGS.chunk_bytes)
+    SETTINGS.threshold_bytes, SETTINGS.chunk_bytes = new.threshold_bytes, new.chunk_bytes
+    try:
+        yield new
+    finally:
+        SETTINGS.threshold_bytes, SETTINGS.chunk_bytes = old.threshold_bytes, old.chunk_bytes
+
+
+def rows_per_chunk(shape: tuple[Any, ...], axis: int, dtype: Any, xp: Any) -> int | None:
+    """Rows per chunk for an input of ``shape``, or None where it is not chunked."""
+    if len(shape) < 2 or axis != len(shape) - 1 or "dask" in xp.__name__:
+        return None
+    if math.prod(shape) * 8 <= SETTINGS.threshold_bytes:  # small at any dtype: no finfo
+        return None
+    row_bytes = int(shape[-1]) * (int(xp.finfo(dtype).bits) // 8)
+    if math.prod(shape) // shape[-1] * row_bytes <= SETTINGS.threshold_bytes:
+        return None
+    return max(1, SETTINGS.chunk_bytes // max(row_bytes, 1))  # at least one row
+
+
+def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> Any:
+    """``fn(*arrays)`` (one value per row along ``axis``), chunked above the threshold.
+
+    ``fn`` must accept the arrays flattened to 2-D (it is built with ``axis=-1``
+    wherever chunking can apply).
+    """
+    first = arrays[0]
+    size = rows_per_chunk(tuple(first.shape), axis, first.dtype, xp)
+    if size is None:
+        return fn(*arrays)
+    lead, width = tuple(first.shape[:-1]), first.shape[-1]
+    flat = tuple(xp.reshape(a, (-1, width)) for a in arrays)
+    kernel = fused_kernel("chunked_rows", first)
+    if kernel is not None:
+        rows = kernel(fn, flat, rows_per_chunk=size)
+        if rows is None:  # declined (torch.func, forward-mode AD): the whole input
+            return fn(*arrays)
+    elif has_autodiff(first):  # without the kernel (torch.compile fuses the whole input)
+        return fn(*arrays)
+    else:
+        total = flat[0].shape[0]
+        spans = [(s, min(s + size, total)) for s in range(0, total, size)]
+        pieces = [fn(*(a[s:e, ...] for a in flat)) for s, e in spans]
+        rows = xp.concat(pieces)
+    return xp.reshape(rows, lead)

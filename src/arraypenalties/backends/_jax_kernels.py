@@ -1,0 +1,132 @@
+"""jax kernels: the KL rows with a closed-form derivative, and rows computed in chunks.
+
+The KL rows are a ``custom_jvp``. Their value is the select-free form of
+``_logspace`` (XLA:CPU does not vectorise a select inside a fused loop): ``log p``
+floored at the lowest finite value ``low``, ``log q`` at ``low·(1 + p/tiny)``.
+Differentiating that form through ``maximum`` splits the derivative at a tie, and
+``log q = -inf`` ties with the floor ``-inf`` wherever ``q = 0 < p``, which gave
+``∂/∂log q = −p/2`` there. The rule below is the closed form instead,
+``∂/∂log p = p·(r + 1)`` and ``∂/∂log q = −p`` (``r`` the floored log-ratio, which
+is finite and multiplied by ``p = 0`` wherever ``p`` is 0), as on torch.
+
+:func:`chunked_rows` bounds the memory of a large input: a ``custom_vjp`` whose
+forward keeps only its inputs and whose backward recomputes each chunk of rows
+(``lax.fori_loop`` over ``dynamic_slice``; the gradients are written in place with
+``dynamic_update_slice``). Both run under ``jax.jit``; the chunked function is
+itself jitted, so an eager call compiles once per shape.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+RowFn = Callable[..., Any]
+
+
+def _floored(lp: Any, lq: Any) -> tuple[Any, Any]:
+    info = jnp.finfo(lp.dtype)  # type: ignore[no-untyped-call]
+    low = float(info.min)
+    p = jnp.exp(lp)
+    floor_q = lax.stop_gradient(low * (1.0 + p * (1.0 / float(info.smallest_normal))))
+    return p, jnp.maximum(lp, low) - jnp.maximum(lq, floor_q)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _kl_rows(lp: Any, lq: Any, axis: int) -> Any:
+    p, ratio = _floored(lp, lq)
+    return jnp.sum(p * ratio, axis=axis)
+
+
+@_kl_rows.defjvp
+def _kl_rows_jvp(axis: int, primals: Any, tangents: Any) -> tuple[Any, Any]:
+    lp, lq = primals
+    tangent_p, tangent_q = tangents
+    p, ratio = _floored(lp, lq)
+    rows = jnp.sum(p * ratio, axis=axis)
+    # linear in each tangent separately, so reverse mode transposes it term by term
+    change = jnp.sum((p * (ratio + 1.0)) * tangent_p - p * tangent_q, axis=axis)
+    return rows, change
+
+
+def kl_rows(lp: Any, lq: Any, axis: int) -> Any:
+    """Per-row ``Σ p·(log p − log q)``: 0 (gradient 0) where ``p = 0``, ``+inf`` where
+    ``p > 0 = q``, and the closed-form derivative (``−p`` for ``log q``) everywhere."""
+    return _kl_rows(lp, lq, axis)
+
+
+def log_softmax(x: Any, axis: int) -> Any:
+    """``jax.nn.log_softmax`` along ``axis``."""
+    return jax.nn.log_softmax(x, axis=axis)
+
+
+def _slices(arrays: tuple[Any, ...], start: Any, size: int) -> list[Any]:
+    return [lax.dynamic_slice_in_dim(a, start, size, axis=0) for a in arrays]
+
+
+def _loop_rows(row_fn: RowFn, size: int, arrays: tuple[Any, ...]) -> Any:
+    total = arrays[0].shape[0]
+    whole = total // size
+
+    def body(i: Any, out: Any) -> Any:
+        rows = row_fn(*_slices(arrays, i * size, size))
+        return lax.dynamic_update_slice_in_dim(out, rows, i * size, axis=0)
+
+    out = lax.fori_loop(0, whole, body, jnp.zeros((total,), dtype=arrays[0].dtype))
+    if whole * size < total:
+        tail = row_fn(*(a[whole * size :] for a in arrays))
+        out = out.at[whole * size :].set(tail)
+    return out
+
+
+def _loop_grads(row_fn: RowFn, size: int, arrays: tuple[Any, ...], grad_rows: Any) -> Any:
+    total = arrays[0].shape[0]
+    whole = total // size
+
+    def body(i: Any, grads: tuple[Any, ...]) -> tuple[Any, ...]:
+        _, pull = jax.vjp(row_fn, *_slices(arrays, i * size, size))
+        pieces = pull(lax.dynamic_slice_in_dim(grad_rows, i * size, size, axis=0))
+        return tuple(
+            lax.dynamic_update_slice_in_dim(g, piece, i * size, axis=0)
+            for g, piece in zip(grads, pieces, strict=True)
+        )
+
+    grads = lax.fori_loop(0, whole, body, tuple(jnp.zeros_like(a) for a in arrays))
+    if whole * size < total:
+        _, pull = jax.vjp(row_fn, *(a[whole * size :] for a in arrays))
+        pieces = pull(grad_rows[whole * size :])
+        grads = tuple(
+            g.at[whole * size :].set(piece) for g, piece in zip(grads, pieces, strict=True)
+        )
+    return grads
+
+
+@functools.lru_cache(maxsize=64)
+def _chunked(row_fn: RowFn, size: int) -> Callable[..., Any]:
+    """The jitted ``custom_vjp`` of ``row_fn`` over chunks of ``size`` rows (cached:
+    ``row_fn`` is hashable by value, so equal calls reuse one compiled function)."""
+
+    @jax.custom_vjp
+    def rows(*arrays: Any) -> Any:
+        return _loop_rows(row_fn, size, arrays)
+
+    def forward(*arrays: Any) -> tuple[Any, tuple[Any, ...]]:
+        return _loop_rows(row_fn, size, arrays), arrays
+
+    def backward(arrays: tuple[Any, ...], grad_rows: Any) -> tuple[Any, ...]:
+        return tuple(_loop_grads(row_fn, size, arrays, grad_rows))
+
+    rows.defvjp(forward, backward)
+    return jax.jit(rows)
+
+
+def chunked_rows(row_fn: RowFn, arrays: tuple[Any, ...], rows_per_chunk: int) -> Any:
+    """``row_fn(*arrays)`` for 2-D ``arrays`` (rows on axis 0), ``rows_per_chunk`` rows at a
+    time; reverse-mode gradients recompute each chunk instead of keeping intermediates.
+    Forward-mode differentiation (``jax.jvp``) of this path is not supported."""
+    return _chunked(row_fn, rows_per_chunk)(*arrays)

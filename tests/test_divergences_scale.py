@@ -1,0 +1,252 @@
+"""Rows in chunks (SPEC §13): the chunked form equals the whole-input form, values and
+gradients, and is the one taken above the threshold.
+
+References are the whole-input form of the same function (chunking must not change
+a value beyond rounding) and, for the values, scipy in float64.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.special import entr, log_softmax, rel_entr
+
+import arraypenalties.divergences as divergences_module
+from arraypenalties import (
+    InvalidTypeError,
+    InvalidValueError,
+    entropy,
+    entropy_value,
+    get_backend,
+    js_divergence,
+    kl_divergence,
+)
+from arraypenalties._chunked import SETTINGS, rows_per_chunk
+from arraypenalties.divergences import chunking
+from arraypenalties.testing import assert_close, to_numpy
+
+ROWS, WIDTH = 11, 7
+
+
+def _inputs(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((ROWS, WIDTH)) * 2.0
+    logits[rng.random((ROWS, WIDTH)) < 0.2] = -np.inf  # zero probabilities
+    logits[:, 0] = np.maximum(logits[:, 0], 0.0)  # every row keeps one outcome
+    return log_softmax(logits, axis=-1)
+
+
+def _full_support(seed: int) -> np.ndarray:
+    return log_softmax(np.random.default_rng(seed).standard_normal((ROWS, WIDTH)), axis=-1)
+
+
+# p with zero probabilities; q with full support, so that every KL here is finite
+LP, LQ_FULL, LR_FULL = _inputs(0), _full_support(2), _full_support(3)
+
+
+def _reverse(p: Any, q: Any, **options: Any) -> Any:  # KL(P‖Q) through the reverse form
+    return kl_divergence(q, p, direction="reverse", **options)
+
+
+PAIRS = [  # (function, log p, log q)
+    pytest.param(kl_divergence, LP, LQ_FULL, id="kl"),
+    pytest.param(_reverse, LP, LQ_FULL, id="kl-reverse"),
+    pytest.param(
+        functools.partial(kl_divergence, symmetric=True), LR_FULL, LQ_FULL, id="kl-symmetric"
+    ),
+    pytest.param(js_divergence, LP, LQ_FULL, id="js"),
+    pytest.param(functools.partial(kl_divergence, from_logits=True), LP, LQ_FULL, id="kl-logits"),
+    pytest.param(functools.partial(js_divergence, from_logits=True), LP, LQ_FULL, id="js-logits"),
+]
+SINGLES = [
+    pytest.param(entropy_value, id="entropy"),
+    pytest.param(functools.partial(entropy, temperature=2.0), id="entropy-T2"),
+    pytest.param(functools.partial(entropy_value, from_logits=True), id="entropy-logits"),
+]
+THREE_ROWS = {"threshold_bytes": 1, "chunk_bytes": 3 * WIDTH * 8}  # float64: 3 rows + a tail
+
+
+def _whole_and_chunked(call: Any) -> tuple[Any, Any]:
+    with chunking(threshold_bytes=1 << 40):
+        whole = call()
+    with chunking(**THREE_ROWS):
+        chunked = call()
+    return whole, chunked
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize(("fn", "lp", "lq"), PAIRS)
+def test_chunked_pair_values_equal_the_whole_form(
+    xp: Any, fn: Any, lp: np.ndarray, lq: np.ndarray, reduction: str
+) -> None:
+    p, q = xp.asarray(lp), xp.asarray(lq)
+    whole, chunked = _whole_and_chunked(lambda: fn(p, q, reduction=reduction))
+    assert_close(chunked, whole, rtol=1e-13, atol=1e-15)
+
+
+def test_chunked_kl_matches_scipy(xp: Any) -> None:
+    expected = rel_entr(np.exp(LP), np.exp(LQ_FULL)).sum(-1)
+    with chunking(**THREE_ROWS):
+        rows = kl_divergence(xp.asarray(LP), xp.asarray(LQ_FULL), reduction="none")
+    assert_close(rows, xp.asarray(expected), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("fn", SINGLES)
+def test_chunked_entropy_values_equal_the_whole_form(xp: Any, fn: Any) -> None:
+    x = xp.asarray(LP)
+    whole, chunked = _whole_and_chunked(lambda: fn(x, reduction="none"))
+    assert_close(chunked, whole, rtol=1e-13, atol=1e-15)
+    if fn is SINGLES[0].values[0]:
+        assert_close(chunked, xp.asarray(entr(np.exp(LP)).sum(-1)), rtol=1e-12)
+
+
+def _grads(fn: Any, arrays: tuple[Any, ...]) -> list[np.ndarray]:
+    backend = get_backend(arrays[0])
+    grads = []
+    for i in range(len(arrays)):
+
+        def scalar(v: Any, i: int = i) -> Any:
+            args = list(arrays)
+            args[i] = v
+            return fn(*args, reduction="sum")
+
+        grads.append(to_numpy(backend.grad(scalar, arrays[i])))
+    return grads
+
+
+@pytest.mark.parametrize(("fn", "lp", "lq"), PAIRS)
+def test_chunked_pair_gradients_equal_the_whole_form(
+    ad_xp: Any, fn: Any, lp: np.ndarray, lq: np.ndarray
+) -> None:
+    arrays = (ad_xp.asarray(lp), ad_xp.asarray(lq))
+    whole, chunked = _whole_and_chunked(lambda: _grads(fn, arrays))
+    for w, c in zip(whole, chunked, strict=True):
+        assert np.all(np.isfinite(c))
+        np.testing.assert_allclose(c, w, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("fn", SINGLES)
+def test_chunked_entropy_gradients_equal_the_whole_form(ad_xp: Any, fn: Any) -> None:
+    arrays = (ad_xp.asarray(LP),)
+    whole, chunked = _whole_and_chunked(lambda: _grads(fn, arrays))
+    assert np.all(np.isfinite(chunked[0]))
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-12, atol=1e-14)
+
+
+def test_chunked_values_and_gradients_under_jax_jit() -> None:
+    jax = pytest.importorskip("jax", reason="jax.jit is jax's own")
+    p, q = jax.numpy.asarray(LP), jax.numpy.asarray(LQ_FULL)
+
+    def value_and_grad(a: Any, b: Any) -> Any:
+        return jax.value_and_grad(kl_divergence, argnums=(0, 1))(a, b)
+
+    whole, chunked = _whole_and_chunked(lambda: jax.jit(value_and_grad)(p, q))
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-13)
+    for w, c in zip(whole[1], chunked[1], strict=True):
+        np.testing.assert_allclose(c, w, rtol=1e-12, atol=1e-14)
+
+
+def test_chunked_torch_double_backward_equals_the_whole_form() -> None:
+    torch = pytest.importorskip("torch", reason="create_graph is torch's own")
+
+    def second_order(fn: Any) -> list[np.ndarray]:
+        p = torch.tensor(LP, requires_grad=True)
+        q = torch.tensor(LQ_FULL, requires_grad=True)
+        grad_p, grad_q = torch.autograd.grad(fn(p, q), (p, q), create_graph=True)
+        weights = torch.linspace(-1.0, 1.0, WIDTH, dtype=torch.float64)
+        hvp = torch.autograd.grad(((grad_p + grad_q) * weights).sum(), (p, q))
+        return [t.detach().numpy() for t in (grad_p, grad_q, *hvp)]
+
+    for fn in (kl_divergence, functools.partial(kl_divergence, from_logits=True), js_divergence):
+        whole, chunked = _whole_and_chunked(lambda fn=fn: second_order(fn))
+        for w, c in zip(whole, chunked, strict=True):
+            np.testing.assert_allclose(c, w, rtol=1e-12, atol=1e-14)
+
+
+def test_chunked_torch_func_is_declined_and_still_exact() -> None:
+    torch = pytest.importorskip("torch", reason="torch.func is torch's own")
+    p, q = torch.tensor(LP), torch.tensor(LQ_FULL)
+    whole = torch.func.grad(lambda v: kl_divergence(v, q))(p)
+    with chunking(**THREE_ROWS):
+        chunked = torch.func.grad(lambda v: kl_divergence(v, q))(p)
+    np.testing.assert_allclose(chunked.numpy(), whole.numpy(), rtol=1e-13, atol=1e-15)
+
+
+# ---------------------------------------------------------------- the path taken
+
+
+def _count_kernel_calls(case_name: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    if case_name in ("torch", "jax"):
+        module = pytest.importorskip(f"arraypenalties.backends._{case_name}_kernels")
+        original = module.chunked_rows
+
+        def counting(fn: Any, arrays: Any, size: int) -> Any:
+            calls.append(size)
+            return original(fn, arrays, size)
+
+        monkeypatch.setattr(module, "chunked_rows", counting)
+    else:  # the Array API loop: one call of the row function per chunk
+        original_rows = divergences_module.kl_values
+
+        def counting_rows(*arrays: Any, **options: Any) -> Any:
+            calls.append(arrays[0].shape[0])
+            return original_rows(*arrays, **options)
+
+        monkeypatch.setattr(divergences_module, "kl_values", counting_rows)
+    return calls
+
+
+def test_the_chunk_path_is_taken_above_the_threshold_only(
+    case: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    xp = case.xp
+    calls = _count_kernel_calls(case.name, monkeypatch)
+    p, q = xp.asarray(LP), xp.asarray(LQ_FULL)
+    nbytes = ROWS * WIDTH * 8
+    with chunking(threshold_bytes=nbytes, chunk_bytes=3 * WIDTH * 8):
+        kl_divergence(p, q)  # exactly at the threshold: the whole input
+    whole_calls = list(calls)
+    calls.clear()
+    with chunking(threshold_bytes=nbytes - 1, chunk_bytes=3 * WIDTH * 8):
+        chunked = kl_divergence(p, q)
+    expected = rel_entr(np.exp(LP), np.exp(LQ_FULL)).sum(-1).mean()
+    assert_close(chunked, xp.asarray(expected), rtol=1e-12)
+    if case.name == "dask":  # left to dask's own chunks
+        assert calls == whole_calls == [ROWS]
+    elif case.name in ("torch", "jax"):
+        assert whole_calls == [] and calls == [3]
+    else:
+        assert whole_calls == [ROWS] and calls == [3, 3, 3, 2]
+
+
+def test_default_threshold_is_32_mib_of_one_input() -> None:
+    assert SETTINGS.threshold_bytes == 32 << 20 and SETTINGS.chunk_bytes == 2 << 20
+    assert rows_per_chunk((1024, 8192), 1, np.float32, np) is None  # exactly 32 MiB
+    assert rows_per_chunk((1025, 8192), 1, np.float32, np) == 64  # 2 MiB of 32 KiB rows
+    assert rows_per_chunk((4, 257, 8192), 2, np.float32, np) == 64  # leading axes flattened
+    assert rows_per_chunk((8192, 1025), 0, np.float32, np) is None  # not the last axis
+    assert rows_per_chunk((1 << 24,), 0, np.float32, np) is None  # one row
+
+
+def test_chunking_restores_the_settings_and_rejects_bad_values() -> None:
+    before = (SETTINGS.threshold_bytes, SETTINGS.chunk_bytes)
+    with chunking(threshold_bytes=10) as inside:
+        assert (inside.threshold_bytes, inside.chunk_bytes) == (10, before[1])
+    assert (SETTINGS.threshold_bytes, SETTINGS.chunk_bytes) == before
+    with (
+        pytest.raises(InvalidValueError, match="`chunk_bytes` must be >= 1"),
+        chunking(chunk_bytes=0),
+    ):
+        pass
+    with (
+        pytest.raises(InvalidTypeError, match="`threshold_bytes` must be an int"),
+        chunking(
+            threshold_bytes=1.5  # type: ignore[arg-type]
+        ),
+    ):
+        pass
+    assert (SETTINGS.threshold_bytes, SETTINGS.chunk_bytes) == before
