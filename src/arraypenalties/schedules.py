@@ -409,8 +409,8 @@ class WeightSchedule:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WeightSchedule:
-        """The schedule :meth:`to_config` wrote (same as :func:`weight_schedule`)."""
-        return weight_schedule(config)
+        """The schedule :meth:`to_config` wrote; as :func:`weight_schedule`, naming ``config``."""
+        return _weight_schedule(config, "config")
 
 
 def weight_schedule(specs: Mapping[str, Any]) -> WeightSchedule:
@@ -441,9 +441,14 @@ def weight_schedule(specs: Mapping[str, Any]) -> WeightSchedule:
     >>> weights(5, total=10)
     {'l1': 0.0005}
     """
-    _check_type(specs, "specs", (Mapping,), "a mapping of penalty names to schedules")
+    return _weight_schedule(specs, "specs")
+
+
+def _weight_schedule(specs: object, label: str) -> WeightSchedule:
+    _check_type(specs, label, (Mapping,), "a mapping of penalty names to schedules")
+    assert isinstance(specs, Mapping)
     return WeightSchedule(
-        {str(name): _from_spec(spec, f"specs[{name!r}]") for name, spec in specs.items()}
+        {str(name): _from_spec(spec, f"{label}[{name!r}]") for name, spec in specs.items()}
     )
 
 
@@ -474,6 +479,7 @@ def apply_scheduled_weights(pipeline: P, weights: Mapping[str, float]) -> P:
     if not callable(getattr(pipeline, "update_weight", None)):
         msg = f"`pipeline` must have an update_weight(name, weight) method; got {pipeline!r}"
         raise InvalidTypeError(msg)
+    _check_type(weights, "weights", (Mapping,), "a mapping of entry names to weights")
     for name, weight in weights.items():
         pipeline = pipeline.update_weight(name, weight)
     return pipeline
