@@ -62,9 +62,9 @@ KNOWN_FAILURES = [
     Known(
         "*",
         "AttributeError",
-        "object has no attribute 'isdtype'",
-        "an `xp=` that is not a namespace (a string, a list) is used as one: "
-        "`l1(x, xp='numpy')` gives AttributeError (namespace seam, _xp / _checks)",
+        "object has no attribute '(isdtype|dtype)'",
+        "an `xp=` is trusted without a check: one that is not a namespace (`xp='numpy'`), "
+        "or a non-array `x` with `xp=` given, raises AttributeError (namespace seam / _checks)",
     ),
     Known(
         "l2",

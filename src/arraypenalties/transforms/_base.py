@@ -51,6 +51,10 @@ class GradientTransformation(NamedTuple):
     ``new_updates, new_state = update(updates, state, params=None)`` transforms a
     tree of updates (gradients). Neither function mutates its arguments. States
     are NamedTuples of arrays and ints (plain data: pickle them to checkpoint).
+    ``update`` raises ``InvalidTypeError`` naming ``state`` when it is given a
+    state its ``init`` does not return (a string, None, another transform's).
+    The built-in transforms pickle and ``copy.deepcopy`` (their functions are
+    methods of module-level objects, not closures).
 
     Examples
     --------
@@ -304,8 +308,9 @@ def stateless(fn: Callable[[Any, Any], Any], /) -> GradientTransformation:
     >>> tx.update([np.asarray([2.0, 4.0])], tx.init(None))
     ([array([1., 2.])], EmptyState())
     """
-    if not callable(fn):
-        msg = f"`fn` must be a callable fn(updates, params); got {describe_type(fn)}"
+    given: object = fn  # typed callable, but checked: callers may pass anything
+    if not callable(given):
+        msg = f"`fn` must be a callable fn(updates, params); got {describe_type(given)}"
         raise InvalidTypeError(msg)
     name = getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
     return GradientTransformation(init_empty_state, _StatelessUpdate(fn, str(name)))
