@@ -13,6 +13,7 @@ import arraypenalties.backends as registry
 from arraypenalties import InvalidTypeError, entropy, get_backend, kl_divergence, l2
 from arraypenalties.backends import Backend, primitives, register_backend
 from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
+from arraypenalties.divergences import chunking
 from arraypenalties.testing import assert_close
 
 
@@ -44,10 +45,16 @@ def test_fused_logsumexp_and_stop_gradient_per_backend(case: Any) -> None:
     backend = get_backend(x)
     overridden = type(backend).logsumexp is not Backend.logsumexp
     assert overridden == case.exact_grad  # torch / jax: their native fused kernel
-    for kernel in ("kl_rows", "neg_entropy_rows"):
-        found = getattr(backend, kernel)(x, x, axis=-1) if kernel == "kl_rows" else None
-        if case.name != "torch" and kernel == "kl_rows":
-            assert found is None  # the default: the divergences use their Array API form
+    kernels = {
+        "torch": {"kl_rows", "neg_entropy_rows", "log_softmax", "chunked_rows"},
+        "jax": {"kl_rows", "log_softmax", "chunked_rows"},
+    }.get(case.name, set())
+    for kernel in ("kl_rows", "neg_entropy_rows", "log_softmax", "chunked_rows"):
+        # a backend without the kernel keeps the default, and the divergences use their
+        # Array API form
+        overridden = getattr(type(backend), kernel) is not getattr(Backend, kernel)
+        assert overridden == (kernel in kernels), kernel
+        assert (primitives.fused_kernel(kernel, x) is not None) == (kernel in kernels)
     result = primitives.logsumexp(x, axis=-1, keepdims=True, xp=case.xp)
     expected = np.log(1.0 + math.exp(-1.0))
     assert_close(result, case.xp.asarray([[expected]], dtype=case.xp.float64), rtol=1e-12)
@@ -91,6 +98,14 @@ class _Recording(Backend):
         self.calls.append("neg_entropy_rows")
         return self.inner.neg_entropy_rows(lp, axis=axis)
 
+    def log_softmax(self, x: Any, /, *, axis: int) -> Any:
+        self.calls.append("log_softmax")
+        return self.inner.log_softmax(x, axis=axis)
+
+    def chunked_rows(self, row_fn: Any, arrays: Any, /, *, rows_per_chunk: int) -> Any:
+        self.calls.append("chunked_rows")
+        return self.inner.chunked_rows(row_fn, arrays, rows_per_chunk=rows_per_chunk)
+
     def as_array(self, result: Any, /) -> Any:
         self.calls.append("as_array")
         return self.inner.as_array(result)
@@ -117,9 +132,13 @@ def test_replacing_a_backend_takes_effect_after_it_was_used(restore_registry: No
     assert get_backend(x) is recording
     after = entropy(x)
     kl_divergence(x, x)
+    kl_divergence(x, x, from_logits=True)
+    with chunking(threshold_bytes=1, chunk_bytes=8):
+        kl_divergence(x, x)
     primitives.logsumexp(x, axis=-1, xp=torch)
     primitives.stop_gradient(x)
-    for primitive in ("neg_entropy_rows", "kl_rows", "logsumexp", "stop_gradient"):
+    kernels = ("neg_entropy_rows", "kl_rows", "log_softmax", "chunked_rows", "logsumexp")
+    for primitive in (*kernels, "stop_gradient"):
         assert primitive in recording.calls
     assert_close(after, before)
 

@@ -135,7 +135,7 @@ def test_an_rng_beyond_every_generator_raises_naming_rng(case: Any) -> None:
 
 def test_a_seed_beyond_every_generator_raises_early() -> None:
     # before: accepted, then an OverflowError inside jax.random.key at the first update
-    with pytest.raises(InvalidValueError, match=r"`seed` must be a non-negative int up to 2\*\*63"):
+    with pytest.raises(InvalidValueError, match=r"`seed` must be a non-negative int below 2\*\*63"):
         add_gradient_noise(seed=2**80)
 
 

@@ -99,7 +99,7 @@ def test_dask_compute_total_stays_lazy() -> None:
 
 @pytest.fixture
 def count_transfers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count calls of the one conversion point (``arraypenalties.backends.primitives.to_floats``)."""
+    """Count calls of the one conversion point, ``backends.primitives.to_floats``."""
     calls: list[int] = []
     original = arraypenalties.backends.primitives.to_floats
 

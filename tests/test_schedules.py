@@ -170,8 +170,24 @@ def test_unknown_kind_is_a_value_and_key_error() -> None:
         (
             lambda: schedule("cosine", init=1.0, decay=3),
             InvalidTypeError,
-            "bad options \\['decay', 'init'\\] for schedule 'cosine'",
+            "`decay` is not an option of schedule 'cosine'; allowed: init, end, steps",
         ),
+        (
+            lambda: schedule("linear", init="a", end=1.0),
+            InvalidTypeError,
+            "^`init` must be a real number; got 'a'",
+        ),
+        (
+            lambda: schedule("linear", init=0.0),
+            InvalidTypeError,
+            "`end` is required by schedule 'linear' \\(options: init, end, steps, begin\\)",
+        ),
+        (
+            lambda: weight_schedule({"l1": {"kind": "constant", 1: 2.0}}),
+            InvalidTypeError,
+            "`specs\\['l1'\\]` keys must be option names \\(str\\); got 1",
+        ),
+        (lambda: Schedule("step", {}), UnknownNameError, "`kind` must be one of 'constant'"),
         (lambda: weight_schedule({"l1": {"init": 1.0}}), InvalidValueError, "needs a 'kind' key"),
         (
             lambda: weight_schedule({"l1": "cosine"}),

@@ -423,13 +423,13 @@ BAD_OPTIONS = [
         T.add_gradient_noise,
         {"seed": -1},
         InvalidValueError,
-        "`seed` must be a non-negative int; got -1",
+        "`seed` must be a non-negative int below 2\\*\\*63; got -1",
     ),
     (
         T.add_gradient_noise,
         {"seed": 1.5},
         InvalidTypeError,
-        "`seed` must be a non-negative int; got 1.5",
+        "`seed` must be a non-negative int below 2\\*\\*63; got 1.5",
     ),
     (
         T.centralize,
@@ -562,11 +562,82 @@ def test_chain_rejects_non_transforms_and_wrong_states() -> None:
         tx.update([np.ones(2)], (T.EmptyState(),))
 
 
-def test_options_are_keyword_only() -> None:
+WRONG_STATES = [
+    "abcde",
+    None,
+    T.AddGradientNoiseState(count=0, seed=0),
+    T.MaskedState(T.EmptyState()),
+    T.ClipByGlobalNormState(0.0),
+]
+
+
+@pytest.mark.parametrize("make", ALL_TRANSFORMS)
+def test_update_with_a_wrong_state_names_state(make: Any) -> None:
+    g = {"w": np.ones((2, 3)), "b": np.ones(3)}
+    tx = make()
+    wrong_states = [wrong for wrong in WRONG_STATES if type(wrong) is not type(tx.init(g))]
+    assert len(wrong_states) >= 4  # a string, None and states of other transforms
+    for wrong in wrong_states:
+        with pytest.raises(
+            InvalidTypeError, match=r"^`state` must be the \w+ that \w+'s `init` returns; got "
+        ):
+            tx.update(g, wrong, g)
+
+
+@pytest.mark.parametrize("wrong", ["abcde", None, T.ClipByGlobalNormState(0.0), {"a": 1}])
+def test_chain_update_with_a_wrong_state_names_state(wrong: Any) -> None:
+    tx = T.chain(T.centralize(), T.clip_by_global_norm(1.0))
+    with pytest.raises(
+        InvalidTypeError,
+        match=r"^`state` must be the tuple of 2 inner states that this chain's `init` returns",
+    ):
+        tx.update([np.ones(2)], wrong)
+    with pytest.raises(InvalidTypeError, match="`state` must be the ClipByGlobalNormState"):
+        tx.update([np.ones(2)], (T.EmptyState(), T.EmptyState()))
+
+
+def test_stateless_accepts_any_empty_state_and_checks_fn() -> None:
+    optax = pytest.importorskip("optax", reason="optax is an optional dependency")
+    tx = T.centralize()
+    g = [np.asarray([[1.0, 3.0]])]
+    for empty in (T.EmptyState(), optax.EmptyState(), ()):
+        new, state = tx.update(g, empty)
+        np.testing.assert_array_equal(new[0], [[-1.0, 1.0]])
+        assert state is empty
+    assert T.init_empty_state(g) == T.EmptyState()
+    with pytest.raises(InvalidTypeError, match="`fn` must be a callable"):
+        T.stateless(3)  # type: ignore[arg-type]
+
+
+def test_main_hyperparameter_is_positional_and_other_options_keyword_only(xp: Any) -> None:
+    """As optax: ``clip_by_global_norm(1.0)``; the rest by name only."""
+    w = {"w": xp.asarray([[3.0, 4.0], [0.0, -2.0]], dtype=xp.float64)}
+    g = {"w": xp.asarray([[1.0, -1.0], [2.0, 0.5]], dtype=xp.float64)}
+    pairs = [
+        (T.clip_by_global_norm(0.5), T.clip_by_global_norm(max_norm=0.5)),
+        (T.add_l2_decay(0.3), T.add_l2_decay(decay=0.3)),
+        (T.add_l1_decay(0.3), T.add_l1_decay(decay=0.3)),
+        (T.add_elastic_net_decay(0.3, 0.2), T.add_elastic_net_decay(decay=0.3, l1_ratio=0.2)),
+        (
+            T.add_gradient_noise(0.5, 0.3, seed=4),
+            T.add_gradient_noise(variance=0.5, decay=0.3, seed=4),
+        ),
+        (T.adaptive_gradient_clipping(0.1), T.adaptive_gradient_clipping(clip_factor=0.1)),
+        (T.centralize(1), T.centralize(axes=1)),
+    ]
+    for positional, named in pairs:
+        got, _ = _run(positional, g, w)
+        want, _ = _run(named, g, w)
+        assert_close(got["w"], want["w"], rtol=0.0, atol=0.0)
+    # the closed form of one of them, so the pairs are not only equal to each other
+    assert_close(
+        _run(T.add_l2_decay(0.3), g, w)[0]["w"],
+        xp.asarray([[1.9, 0.2], [2.0, -0.1]], dtype=xp.float64),
+    )
     with pytest.raises(TypeError):
-        T.add_l2_decay(0.1)  # type: ignore[misc]
+        T.add_gradient_noise(0.01, 0.55, 3)  # type: ignore[misc]
     with pytest.raises(TypeError):
-        T.clip_by_global_norm(1.0)  # type: ignore[misc]
+        T.adaptive_gradient_clipping(0.01, 1e-3)  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------- the tree helper

@@ -53,7 +53,7 @@ def test_clip_by_global_norm_equals_optax(dtype_name: str, max_norm: float) -> N
     import optax
 
     grads = _jax_tree(_tree(_flax_shapes(), 0), dtype_name)
-    ours, state = T.clip_by_global_norm(max_norm=max_norm).update(grads, None)
+    ours, state = T.clip_by_global_norm(max_norm).update(grads, T.ClipByGlobalNormState(0.0))
     _assert_trees_close(
         ours, _optax_update(optax.clip_by_global_norm(max_norm), grads, grads), dtype_name
     )
@@ -70,8 +70,8 @@ def test_adaptive_gradient_clipping_equals_optax_with_matching_axis(dtype_name: 
 
     params = _jax_tree(_tree(_flax_shapes(), 1), dtype_name)
     grads = _jax_tree(_tree(_flax_shapes(), 2, scale=0.05), dtype_name)
-    ours = T.adaptive_gradient_clipping(clip_factor=0.05, eps=1e-3, unit_axis=-1).update(
-        grads, None, params
+    ours = T.adaptive_gradient_clipping(0.05, eps=1e-3, unit_axis=-1).update(
+        grads, T.EmptyState(), params
     )[0]
     # optax's rank-based defaults reduce every axis but the last for ranks 1, 2, 4 and 5
     theirs_default = _optax_update(optax.adaptive_grad_clip(0.05, eps=1e-3), grads, params)
@@ -89,11 +89,36 @@ def test_adaptive_gradient_clipping_equals_optax_with_matching_axis(dtype_name: 
 
 
 @pytest.mark.backend("jax")
+def test_adaptive_gradient_clipping_and_optax_differ_on_leaves_with_one_long_axis() -> None:
+    """optax squeezes singleton axes: a leaf with at most one axis longer than 1 is one unit."""
+    import jax.numpy as jnp
+    import optax
+
+    w, g = jnp.asarray([[3.0, 4.0]]), jnp.asarray([[1.0, 1.0]])
+    ours = T.adaptive_gradient_clipping(0.1, unit_axis=-1).update(g, T.EmptyState(), w)[0]
+    theirs = _optax_update(optax.adaptive_grad_clip(0.1), g, w)
+    # ours per column: 0.1 * [3, 4] / [1, 1]; optax whole leaf: 0.1 * 5 / sqrt(2) each
+    np.testing.assert_allclose(np.asarray(ours), [[0.3, 0.4]], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(theirs), [[0.5 / np.sqrt(2)] * 2], rtol=1e-6)
+    # optax with the axis given explicitly does not squeeze, and then agrees with ours
+    explicit = _optax_update(optax.adaptive_grad_clip(0.1, axis=0), g, w)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(explicit), rtol=1e-6)
+    # rank 4 with two long axes after squeezing: optax reduces (0, 1, 2) as we do
+    rng = np.random.default_rng(0)
+    w4 = jnp.asarray(rng.normal(size=(1, 1, 4, 8)), dtype=jnp.float32)
+    g4 = jnp.asarray(rng.normal(size=(1, 1, 4, 8)), dtype=jnp.float32)
+    ours4 = T.adaptive_gradient_clipping(0.05, unit_axis=-1).update(g4, T.EmptyState(), w4)[0]
+    theirs4 = _optax_update(optax.adaptive_grad_clip(0.05), g4, w4)
+    np.testing.assert_allclose(np.asarray(ours4), np.asarray(theirs4), rtol=1e-6)
+    assert not np.allclose(np.asarray(ours4), np.asarray(g4))  # some clipping happened
+
+
+@pytest.mark.backend("jax")
 def test_centralize_equals_optax(dtype_name: str) -> None:
     import optax
 
     grads = _jax_tree(_tree(_flax_shapes(), 3), dtype_name)
-    ours = T.centralize().update(grads, None)[0]
+    ours = T.centralize().update(grads, T.EmptyState())[0]
     _assert_trees_close(ours, _optax_update(optax.centralize(), grads, grads), dtype_name)
 
 
@@ -103,7 +128,7 @@ def test_l2_decay_equals_optax_add_decayed_weights(dtype_name: str) -> None:
 
     params = _jax_tree(_tree(_flax_shapes(), 4), dtype_name)
     grads = _jax_tree(_tree(_flax_shapes(), 5), dtype_name)
-    ours = T.add_l2_decay(decay=0.03).update(grads, None, params)[0]
+    ours = T.add_l2_decay(0.03).update(grads, T.EmptyState(), params)[0]
     _assert_trees_close(
         ours, _optax_update(optax.add_decayed_weights(0.03), grads, params), dtype_name
     )
@@ -173,7 +198,7 @@ def test_clip_by_global_norm_equals_torch_clip_grad_norm(dtype_name: str, max_no
     for name, param in params.items():
         param.grad = grads[name].clone()
     total = torch.nn.utils.clip_grad_norm_(list(params.values()), max_norm, foreach=True)
-    ours, state = T.clip_by_global_norm(max_norm=max_norm).update(grads, None)
+    ours, state = T.clip_by_global_norm(max_norm).update(grads, T.ClipByGlobalNormState(0.0))
     # torch divides by N + 1e-6 where we divide by N: a relative difference of 1e-6 / N
     for name in shapes:
         torch.testing.assert_close(ours[name], params[name].grad, rtol=2e-6, atol=1e-9)

@@ -124,7 +124,7 @@ def orthogonality(
 
     Notes
     -----
-    With ``G = M Mᵀ`` (``n × n``):
+    With ``G = M Mᵀ`` (``n × n`` for ``M`` of shape ``n × d``):
 
     .. math::
 
@@ -136,12 +136,30 @@ def orthogonality(
     "spectral" is the SRIP penalty: the largest singular value of ``G − I``,
     squared, from ``POWER_ITERATIONS = 50`` steps of power iteration with
     ``(G − I)²`` (no gradient through the iteration; ``2·50`` matrix-vector
-    products, small next to forming ``G``) from a fixed start vector, so it is
-    deterministic, differentiable and traceable. The estimate never exceeds
-    the true value; its relative error shrinks like ``(λ₂/λ₁)^200`` for the
-    two largest eigenvalue magnitudes of ``G − I``: below 1e-9 once
-    ``|λ₂| <= 0.9 |λ₁|``, about 3e-5 at 0.95 and 13 % at 0.99 (equal
-    magnitudes are exact).
+    products, small next to forming the Gram matrix) from a fixed start vector,
+    so it is deterministic, differentiable and traceable.
+
+    Memory: every mode works from the smaller Gram matrix. For ``n > d`` it
+    uses ``H = Mᵀ M`` (``d × d``) and the identities
+    ``soft = ‖H − c I‖_F² + (Σ r_i)²/d − Σ r_i²`` (``r_i = ‖m_i‖²``,
+    ``c = Σ r_i / d``), ``hard = ‖H − I‖_F² + n − d`` and
+    ``spectral = max(σ_max(H − I)², 1)`` (``G`` has the eigenvalues of ``H``
+    and ``n − d`` zeros), so a ``[20000, 2]`` input needs a ``2 × 2`` matrix,
+    not a ``20000 × 20000`` one. Values and gradients equal the definition's.
+
+    Accuracy of "spectral": the estimate never exceeds the true value (beyond
+    rounding, about 4e-15 relative). Its relative error is about
+    ``(c₂/c₁)² ρ^200``, where ``ρ = |λ₂|/|λ₁|`` is the ratio of the two largest
+    eigenvalue magnitudes of ``G − I`` and ``c₁, c₂`` are the start vector's
+    components along their eigenvectors; the factor ``(c₂/c₁)²`` has no upper
+    bound, so only measurements can be given. Over 20,000 random float64 inputs
+    (``benchmarks/spectral_accuracy.py``: ``n, d`` in 2..40, Gaussian, clustered
+    and column-scaled rows) the largest relative error was 4e-15 for
+    ``ρ <= 0.8``, 4e-10 for ``0.8 < ρ <= 0.85``, 7e-7 for ``0.85 < ρ <= 0.9``,
+    0.5 % for ``0.9 < ρ <= 0.93`` and up to 12 % for ``0.93 < ρ <= 0.99``
+    (1.7 % for ``ρ > 0.99``, where the two top magnitudes nearly agree; equal
+    magnitudes are exact). When the exact value matters and the gap is small,
+    compute it with ``linalg.eigh`` where the namespace has it.
     Zero rows stay zero after normalisation and their gradient is finite.
 
     Examples
@@ -169,17 +187,52 @@ def orthogonality(
     m = _as_matrix(to_working(x, working_dtype(out_dtype, xp), xp), axis, xp)
     if normalize:
         m = m / _safe_norm(m, -1, xp)
+    rows, cols = m.shape
+    from_smaller_gram = _from_column_gram if rows > cols else _from_row_gram
+    return finish(from_smaller_gram(m, mode, xp), "none", out_dtype, xp)
+
+
+def _from_row_gram(m: Any, mode: str, xp: Any) -> Any:
+    """The penalty from ``G = M Mᵀ`` (``n × n``): the definition, used when ``n <= d``."""
     gram = m @ xp.matrix_transpose(m)
     eye = xp.eye(gram.shape[0], dtype=gram.dtype, device=device_of(gram))
     if mode == "soft":
         off = xp.where(eye > 0, 0.0, gram)
-        value = xp.sum(off * off)
-    elif mode == "hard":
+        return xp.sum(off * off)
+    if mode == "hard":
         diff = gram - eye
-        value = xp.sum(diff * diff)
-    else:
-        value = _spectral_norm_squared(gram - eye, xp)
-    return finish(value, "none", out_dtype, xp)
+        return xp.sum(diff * diff)
+    return _spectral_norm_squared(gram - eye, xp)
+
+
+def _from_column_gram(m: Any, mode: str, xp: Any) -> Any:
+    """The same penalty from ``H = Mᵀ M`` (``d × d``), for ``n > d``: memory O(d²), not O(n²).
+
+    ``‖G‖_F² = tr(G²) = tr(H²) = ‖H‖_F²`` and ``tr G = tr H = ‖M‖_F²``, so with
+    ``r_i = ‖m_i‖²`` (the diagonal of ``G``) and ``c = tr(H) / d``:
+
+    - hard: ``‖G − I_n‖_F² = ‖H‖_F² − 2 tr H + n = ‖H − I_d‖_F² + (n − d)``;
+    - soft: ``‖G‖_F² − Σ r_i² = ‖H − c I_d‖_F² + (Σ r_i)² / d − Σ r_i²`` (shifted
+      by ``c`` so that normalised rows give two non-negative terms: no cancellation);
+    - spectral: ``G`` has the eigenvalues of ``H`` and ``n − d`` more zeros, so
+      the eigenvalues of ``G − I_n`` are those of ``H − I_d`` and ``−1``:
+      ``σ_max(G − I_n)² = max(σ_max(H − I_d)², 1)``.
+    """
+    rows, cols = m.shape
+    gram = xp.matrix_transpose(m) @ m
+    eye = xp.eye(cols, dtype=gram.dtype, device=device_of(gram))
+    if mode == "hard":
+        diff = gram - eye
+        return xp.sum(diff * diff) + (rows - cols)
+    if mode == "soft":
+        squares = xp.sum(m * m, axis=-1)  # r_i, the diagonal of G
+        trace = xp.sum(squares)
+        shifted = gram - (trace / cols) * eye
+        return xp.sum(shifted * shifted) + trace * trace / cols - xp.sum(squares * squares)
+    top = _spectral_norm_squared(gram - eye, xp)
+    # the eigenvalue −1 of the n − d extra zero eigenvalues; `where`, not `maximum`,
+    # so that the gradient is the estimate's own (not split at a tie) on every backend
+    return xp.where(top > 1.0, top, xp.ones_like(top))
 
 
 _METRICS = ("mse", "l1", "cosine", "kl")

@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,13 @@ def _check_duration(value: object, name: str) -> float | None:
     return number
 
 
+def _check_kind(kind: object) -> str:
+    if not isinstance(kind, str) or kind not in _EVALUATORS:
+        msg = f"`kind` must be one of {', '.join(map(repr, SCHEDULE_KINDS))}; got {kind!r}"
+        raise UnknownNameError(msg)
+    return kind
+
+
 def _resolve(duration: float | None, total: float | None, name: str) -> float:
     if duration is not None:
         return duration
@@ -77,19 +85,26 @@ def _resolve(duration: float | None, total: float | None, name: str) -> float:
 class Schedule:
     """A weight as a function of the step: ``schedule(step, total=None) -> float``.
 
+    Plain data (a kind name and its options), so it pickles, deep-copies and
+    round-trips through :meth:`to_config` / :meth:`from_config`.
+
     Attributes
     ----------
     kind : str
         One of :data:`SCHEDULE_KINDS`.
-    fn : callable
-        ``fn(step, total)`` on already-checked numbers.
     options : dict
-        The options it was built with (for ``repr`` and configs).
+        The checked options it was built with (``then`` holds a Schedule).
     """
 
     kind: str
-    fn: Callable[[float, float | None], float]
     options: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        _check_kind(self.kind)
+
+    def fn(self, step: float, total: float | None) -> float:
+        """The weight on already-checked numbers (``step >= 0``, ``total > 0`` or None)."""
+        return _EVALUATORS[self.kind](self.options, step, total)
 
     def __call__(self, step: float, total: float | None = None) -> float:
         """The weight at ``step`` (>= 0) of a run of ``total`` (> 0) steps or epochs."""
@@ -101,6 +116,30 @@ class Schedule:
         options = ", ".join(f"{key}={value!r}" for key, value in self.options.items())
         return f"{self.kind}({options})"
 
+    def to_config(self) -> dict[str, Any]:
+        """``{"kind": ..., **options}``: JSON-ready data (a nested ``then`` as a mapping).
+
+        Examples
+        --------
+        >>> from arraypenalties.schedules import Schedule, cosine, warmup
+        >>> config = warmup(1.0, steps=4, then=cosine(1.0)).to_config()
+        >>> config  # doctest: +NORMALIZE_WHITESPACE
+        {'kind': 'warmup', 'peak': 1.0, 'steps': 4.0, 'init': 0.0,
+         'then': {'kind': 'cosine', 'init': 1.0, 'end': 0.0, 'steps': None}}
+        >>> Schedule.from_config(config)(6, total=8)
+        0.5
+        """
+        config: dict[str, Any] = {"kind": self.kind}
+        for key, value in self.options.items():
+            config[key] = value.to_config() if isinstance(value, Schedule) else value
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Schedule:
+        """The schedule :meth:`to_config` wrote. Only known kinds; nothing is imported."""
+        _check_type(config, "config", (Mapping,), "a {'kind': ..., **options} mapping")
+        return _from_spec(config, "config")
+
 
 def constant(value: float) -> Schedule:
     """``value`` at every step.
@@ -111,8 +150,11 @@ def constant(value: float) -> Schedule:
     >>> constant(0.5)(100)
     0.5
     """
-    level = check_real(value, "value")
-    return Schedule("constant", lambda step, total: level, {"value": level})
+    return Schedule("constant", {"value": check_real(value, "value")})
+
+
+def _constant(options: Mapping[str, Any], step: float, total: float | None) -> float:
+    return float(options["value"])
 
 
 def linear(init: float, end: float, *, steps: float | None = None, begin: float = 0.0) -> Schedule:
@@ -133,15 +175,16 @@ def linear(init: float, end: float, *, steps: float | None = None, begin: float 
     start, stop = check_real(init, "init"), check_real(end, "end")
     length = _check_duration(steps, "steps")
     offset = check_real(begin, "begin", low=0.0)
+    return Schedule("linear", {"init": start, "end": stop, "steps": length, "begin": offset})
 
-    def fn(step: float, total: float | None) -> float:
-        span = length if length is not None else _resolve(None, total, "steps") - offset
-        if span <= 0:
-            return stop
-        fraction = min(max((step - offset) / span, 0.0), 1.0)
-        return start + (stop - start) * fraction
 
-    return Schedule("linear", fn, {"init": start, "end": stop, "steps": length, "begin": offset})
+def _linear(options: Mapping[str, Any], step: float, total: float | None) -> float:
+    start, stop, length, offset = (options[k] for k in ("init", "end", "steps", "begin"))
+    span = length if length is not None else _resolve(None, total, "steps") - offset
+    if span <= 0:
+        return float(stop)
+    fraction = min(max((step - offset) / span, 0.0), 1.0)
+    return float(start + (stop - start) * fraction)
 
 
 def warmup(
@@ -167,17 +210,17 @@ def warmup(
         msg = "`steps` must be a number for warmup (the length of the warm-up); got None"
         raise InvalidValueError(msg)
     _check_type(then, "then", (Schedule, type(None)), "a Schedule or None")
-    span: float = length
+    return Schedule("warmup", {"peak": top, "steps": length, "init": start, "then": then})
 
-    def fn(step: float, total: float | None) -> float:
-        if step < span:
-            return start + (top - start) * step / span
-        if then is None:
-            return top
-        rest = None if total is None else max(total - span, 0.0)
-        return then.fn(step - span, rest if rest else None)
 
-    return Schedule("warmup", fn, {"peak": top, "steps": span, "init": start, "then": then})
+def _warmup(options: Mapping[str, Any], step: float, total: float | None) -> float:
+    top, span, start, then = (options[k] for k in ("peak", "steps", "init", "then"))
+    if step < span:
+        return float(start + (top - start) * step / span)
+    if then is None:
+        return float(top)
+    rest = None if total is None else max(total - span, 0.0)
+    return float(then.fn(step - span, rest if rest else None))
 
 
 def exponential_decay(
@@ -216,18 +259,19 @@ def exponential_decay(
     _check_type(staircase, "staircase", (bool,), "a bool")
     bound = None if end is None else check_real(end, "end")
     offset = check_real(begin, "begin", low=0.0)
-    span: float = length
-
-    def fn(step: float, total: float | None) -> float:
-        exponent = max(step - offset, 0.0) / span
-        value = start * factor ** (math.floor(exponent) if staircase else exponent)
-        if bound is not None:
-            value = max(value, bound) if factor < 1.0 else min(value, bound)
-        return value
-
-    options: dict[str, Any] = {"init": start, "rate": factor, "steps": span}
+    options: dict[str, Any] = {"init": start, "rate": factor, "steps": length}
     options |= {"staircase": staircase, "end": bound, "begin": offset}
-    return Schedule("exponential_decay", fn, options)
+    return Schedule("exponential_decay", options)
+
+
+def _exponential_decay(options: Mapping[str, Any], step: float, total: float | None) -> float:
+    start, factor, span = options["init"], options["rate"], options["steps"]
+    bound, offset = options["end"], options["begin"]
+    exponent = max(step - offset, 0.0) / span
+    value = start * factor ** (math.floor(exponent) if options["staircase"] else exponent)
+    if bound is not None:
+        value = max(value, bound) if factor < 1.0 else min(value, bound)
+    return float(value)
 
 
 def cosine(init: float, *, end: float = 0.0, steps: float | None = None) -> Schedule:
@@ -244,16 +288,25 @@ def cosine(init: float, *, end: float = 0.0, steps: float | None = None) -> Sche
     (1.0, 0.5, 0.0, 0.0)
     """
     start, stop = check_real(init, "init"), check_real(end, "end")
-    length = _check_duration(steps, "steps")
-
-    def fn(step: float, total: float | None) -> float:
-        span = _resolve(length, total, "steps")
-        fraction = min(step / span, 1.0)
-        return stop + (start - stop) * 0.5 * (1.0 + math.cos(math.pi * fraction))
-
-    return Schedule("cosine", fn, {"init": start, "end": stop, "steps": length})
+    return Schedule(
+        "cosine", {"init": start, "end": stop, "steps": _check_duration(steps, "steps")}
+    )
 
 
+def _cosine(options: Mapping[str, Any], step: float, total: float | None) -> float:
+    start, stop = options["init"], options["end"]
+    span = _resolve(options["steps"], total, "steps")
+    fraction = min(step / span, 1.0)
+    return float(stop + (start - stop) * 0.5 * (1.0 + math.cos(math.pi * fraction)))
+
+
+_EVALUATORS: dict[str, Callable[[Mapping[str, Any], float, float | None], float]] = {
+    "constant": _constant,
+    "linear": _linear,
+    "warmup": _warmup,
+    "exponential_decay": _exponential_decay,
+    "cosine": _cosine,
+}
 _FACTORIES: dict[str, Callable[..., Schedule]] = {
     "constant": constant,
     "linear": linear,
@@ -281,18 +334,26 @@ def schedule(kind: str, /, **options: Any) -> Schedule:
     >>> schedule("linear", init=0.0, end=1.0, steps=4)(1)
     0.25
     """
-    factory = _FACTORIES.get(kind) if isinstance(kind, str) else None
-    if factory is None:
-        msg = f"`kind` must be one of {', '.join(map(repr, SCHEDULE_KINDS))}; got {kind!r}"
-        raise UnknownNameError(msg)
+    factory = _FACTORIES[_check_kind(kind)]
+    _check_option_names(kind, factory, options)
     then = options.get("then")
     if isinstance(then, Mapping):
         options = {**options, "then": _from_spec(then, "then")}
-    try:
-        return factory(**options)
-    except TypeError as error:  # unknown or missing option: name the kind
-        msg = f"bad options {sorted(options)} for schedule {kind!r}: {error}"
-        raise InvalidTypeError(msg) from None
+    return factory(**options)
+
+
+def _check_option_names(kind: str, factory: Callable[..., Schedule], options: Any) -> None:
+    """Unknown or missing options raise naming them (the factory's own errors pass through)."""
+    parameters = inspect.signature(factory).parameters
+    allowed = ", ".join(parameters)
+    for name in options:
+        if name not in parameters:
+            msg = f"`{name}` is not an option of schedule {kind!r}; allowed: {allowed}"
+            raise InvalidTypeError(msg)
+    for name, parameter in parameters.items():
+        if parameter.default is inspect.Parameter.empty and name not in options:
+            msg = f"`{name}` is required by schedule {kind!r} (options: {allowed})"
+            raise InvalidTypeError(msg)
 
 
 def _from_spec(spec: object, name: str) -> Schedule:
@@ -302,6 +363,10 @@ def _from_spec(spec: object, name: str) -> Schedule:
         return constant(spec)
     if isinstance(spec, Mapping):
         options = dict(spec)
+        for key in options:
+            if not isinstance(key, str):
+                msg = f"`{name}` keys must be option names (str); got {key!r}"
+                raise InvalidTypeError(msg)
         kind = options.pop("kind", None)
         if kind is None:
             msg = f"`{name}` needs a 'kind' key (one of {', '.join(SCHEDULE_KINDS)}); got {spec!r}"
@@ -313,12 +378,39 @@ def _from_spec(spec: object, name: str) -> Schedule:
 
 @dataclass(frozen=True)
 class WeightSchedule:
-    """Several named schedules: ``weights(step, total=None) -> {name: weight}``."""
+    """Several named schedules: ``weights(step, total=None) -> {name: weight}``.
+
+    Plain data: pickles, deep-copies, and round-trips through :meth:`to_config`
+    (a JSON-ready mapping) and :meth:`from_config` (which accepts only the
+    kinds of :data:`SCHEDULE_KINDS` and numbers; nothing is imported or called).
+    """
 
     schedules: Mapping[str, Schedule]
 
     def __call__(self, step: float, total: float | None = None) -> dict[str, float]:
         return {name: fn(step, total) for name, fn in self.schedules.items()}
+
+    def to_config(self) -> dict[str, dict[str, Any]]:
+        """``{name: {"kind": ..., **options}}``, the input form of :func:`weight_schedule`.
+
+        Examples
+        --------
+        >>> import json
+        >>> from arraypenalties.schedules import WeightSchedule, weight_schedule
+        >>> weights = weight_schedule({"l1": 1e-3, "kl": {"kind": "cosine", "init": 0.1}})
+        >>> config = weights.to_config()
+        >>> config["kl"]
+        {'kind': 'cosine', 'init': 0.1, 'end': 0.0, 'steps': None}
+        >>> restored = WeightSchedule.from_config(json.loads(json.dumps(config)))
+        >>> restored(5, total=10) == weights(5, total=10)
+        True
+        """
+        return {name: fn.to_config() for name, fn in self.schedules.items()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> WeightSchedule:
+        """The schedule :meth:`to_config` wrote; as :func:`weight_schedule`, naming ``config``."""
+        return _weight_schedule(config, "config")
 
 
 def weight_schedule(specs: Mapping[str, Any]) -> WeightSchedule:
@@ -349,9 +441,14 @@ def weight_schedule(specs: Mapping[str, Any]) -> WeightSchedule:
     >>> weights(5, total=10)
     {'l1': 0.0005}
     """
-    _check_type(specs, "specs", (Mapping,), "a mapping of penalty names to schedules")
+    return _weight_schedule(specs, "specs")
+
+
+def _weight_schedule(specs: object, label: str) -> WeightSchedule:
+    _check_type(specs, label, (Mapping,), "a mapping of penalty names to schedules")
+    assert isinstance(specs, Mapping)
     return WeightSchedule(
-        {str(name): _from_spec(spec, f"specs[{name!r}]") for name, spec in specs.items()}
+        {str(name): _from_spec(spec, f"{label}[{name!r}]") for name, spec in specs.items()}
     )
 
 
@@ -382,6 +479,7 @@ def apply_scheduled_weights(pipeline: P, weights: Mapping[str, float]) -> P:
     if not callable(getattr(pipeline, "update_weight", None)):
         msg = f"`pipeline` must have an update_weight(name, weight) method; got {pipeline!r}"
         raise InvalidTypeError(msg)
+    _check_type(weights, "weights", (Mapping,), "a mapping of entry names to weights")
     for name, weight in weights.items():
         pipeline = pipeline.update_weight(name, weight)
     return pipeline

@@ -18,8 +18,8 @@ Examples
 >>> params = {"w": np.asarray([[3.0, 4.0]]), "b": np.asarray([1.0])}
 >>> grads = {"w": np.asarray([[30.0, 40.0]]), "b": np.asarray([0.0])}
 >>> tx = T.chain(
-...     T.clip_by_global_norm(max_norm=5.0),
-...     T.masked(T.add_l2_decay(decay=0.1), lambda tree: {"b": False, "w": True}),
+...     T.clip_by_global_norm(5.0),
+...     T.masked(T.add_l2_decay(0.1), {"b": False, "w": True}),
 ... )
 >>> new, state = tx.update(grads, tx.init(params), params)
 >>> new["w"], new["b"], state[0].norm
@@ -29,9 +29,8 @@ Examples
 from arraypenalties.transforms._base import (
     EmptyState,
     GradientTransformation,
-    MaskedState,
-    chain,
-    masked,
+    init_empty_state,
+    stateless,
 )
 from arraypenalties.transforms._centralize import centralize
 from arraypenalties.transforms._clipping import (
@@ -39,6 +38,7 @@ from arraypenalties.transforms._clipping import (
     adaptive_gradient_clipping,
     clip_by_global_norm,
 )
+from arraypenalties.transforms._combine import MaskedState, chain, masked
 from arraypenalties.transforms._decay import add_elastic_net_decay, add_l1_decay, add_l2_decay
 from arraypenalties.transforms._noise import AddGradientNoiseState, add_gradient_noise
 
@@ -56,5 +56,7 @@ __all__ = [
     "centralize",
     "chain",
     "clip_by_global_norm",
+    "init_empty_state",
     "masked",
+    "stateless",
 ]

@@ -1,4 +1,9 @@
-"""The transform type, ``chain``, ``masked`` and the checks every ``update`` starts with."""
+"""The transform type, the stateless helper and the checks every ``update`` starts with.
+
+Every transform is built from module-level callables (classes with ``init`` /
+``update`` methods, or :func:`stateless` over a module-level function object),
+never local closures, so transforms pickle and ``copy.deepcopy`` like their states.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from arraypenalties._lib.checks import is_real_floating
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
@@ -20,20 +25,22 @@ from arraypenalties.transforms._tree import (
     unflatten,
 )
 
+S = TypeVar("S")
+
 _NUMPY_NAMESPACES = frozenset({"numpy", "array_api_compat.numpy"})
 
 __all__ = [
     "EmptyState",
     "GradientTransformation",
-    "MaskedState",
     "Prepared",
     "as_array",
-    "chain",
+    "check_state",
     "check_transform",
-    "masked",
+    "init_empty_state",
     "namespace_of",
     "overwrite_updates",
     "prepare",
+    "stateless",
 ]
 
 
@@ -44,6 +51,10 @@ class GradientTransformation(NamedTuple):
     ``new_updates, new_state = update(updates, state, params=None)`` transforms a
     tree of updates (gradients). Neither function mutates its arguments. States
     are NamedTuples of arrays and ints (plain data: pickle them to checkpoint).
+    ``update`` raises ``InvalidTypeError`` naming ``state`` when it is given a
+    state its ``init`` does not return (a string, None, another transform's).
+    The built-in transforms pickle and ``copy.deepcopy`` (their functions are
+    methods of module-level objects, not closures).
 
     Examples
     --------
@@ -62,13 +73,7 @@ class GradientTransformation(NamedTuple):
 
 
 class EmptyState(NamedTuple):
-    """The state of a stateless transform."""
-
-
-class MaskedState(NamedTuple):
-    """State of :func:`masked`: the inner transform's state (over the selected leaves)."""
-
-    inner_state: Any
+    """The state of a stateless transform (``optax.EmptyState``)."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,7 @@ def prepare(updates: Any, params: Any, *, transform: str, needs_params: bool) ->
 
 
 def check_transform(value: object, name: str) -> GradientTransformation:
+    """``value`` as a :class:`GradientTransformation`; anything else raises naming ``name``."""
     if isinstance(value, GradientTransformation):
         return value
     init, update = getattr(value, "init", None), getattr(value, "update", None)
@@ -216,143 +222,95 @@ def check_transform(value: object, name: str) -> GradientTransformation:
     raise InvalidTypeError(msg)
 
 
-def chain(*transforms: GradientTransformation) -> GradientTransformation:
-    """Apply ``transforms`` one after the other, in reading order.
+def describe_state(state: object) -> str:
+    """``builtins.str 'abc'``: the type and a short repr of a state, for error messages."""
+    text = repr(state)
+    return f"{describe_type(state)} {text if len(text) <= 60 else text[:57] + '...'}"
 
-    ``chain(a, b)`` applies ``a`` first, then ``b`` to ``a``'s output (as
-    ``optax.chain``; the original library composed in reverse). The state is a
-    tuple of the inner states, in the same order. ``chain()`` is the identity.
 
-    Parameters
-    ----------
-    *transforms : GradientTransformation
-        The transforms, first applied first.
-
-    Returns
-    -------
-    GradientTransformation
+def check_state(state: object, expected: type[S], transform: str) -> S:
+    """``state`` itself when it is an ``expected`` (what ``transform``'s ``init`` returns).
 
     Raises
     ------
     InvalidTypeError
-        An argument is not an ``(init, update)`` pair.
+        Anything else: a string, None, the state of another transform.
+    """
+    if isinstance(state, expected):
+        return state
+    msg = (
+        f"`state` must be the {expected.__name__} that {transform}'s `init` returns; "
+        f"got {describe_state(state)}"
+    )
+    raise InvalidTypeError(msg)
+
+
+def init_empty_state(params: Any) -> EmptyState:
+    """The ``init`` of every stateless transform: ``EmptyState()`` (``optax.init_empty_state``).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from arraypenalties.transforms import add_l2_decay, chain, clip_by_global_norm
-    >>> params = {"w": np.asarray([3.0, 4.0])}
-    >>> grads = {"w": np.asarray([0.0, 0.0])}
-    >>> tx = chain(add_l2_decay(decay=1.0), clip_by_global_norm(max_norm=1.0))
-    >>> new_grads, state = tx.update(grads, tx.init(params), params)
-    >>> new_grads["w"]  # decay first (g + w = [3, 4]), then clipped to norm 1
-    array([0.6, 0.8])
+    >>> from arraypenalties.transforms import init_empty_state
+    >>> init_empty_state({"w": 1.0})
+    EmptyState()
     """
-    checked = tuple(check_transform(t, f"transforms[{i}]") for i, t in enumerate(transforms))
-
-    def init(params: Any) -> tuple[Any, ...]:
-        return tuple(transform.init(params) for transform in checked)
-
-    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, tuple[Any, ...]]:
-        if len(state) != len(checked):
-            msg = f"`state` must hold {len(checked)} inner states for this chain; got {len(state)}"
-            raise InvalidValueError(msg)
-        new_states = []
-        for transform, inner_state in zip(checked, state, strict=True):
-            updates, new_state = transform.update(updates, inner_state, params)
-            new_states.append(new_state)
-        return updates, tuple(new_states)
-
-    return GradientTransformation(init, update)
+    del params
+    return EmptyState()
 
 
-def _mask_leaves(mask: Any, tree: Any, treedef: TreeDef) -> list[bool]:
-    mask_tree = mask(tree) if callable(mask) else mask
-    mask_leaves, mask_def = flatten(mask_tree)
-    check_same_structure(treedef, mask_def, ("updates", "mask"))
-    for index, value in enumerate(mask_leaves):
-        if not isinstance(value, bool):
-            path = leaf_paths(mask_def)[index]
+@dataclass(frozen=True)
+class _StatelessUpdate:
+    """``update`` of :func:`stateless`: checks the state, then ``fn(updates, params)``."""
+
+    fn: Callable[[Any, Any], Any]
+    name: str
+
+    def __call__(self, updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        # any empty tuple is an empty state: ours, optax's EmptyState(), or () from a restore
+        if not (isinstance(state, tuple) and len(state) == 0):
             msg = (
-                f"`mask{path}` must be a Python bool (True: transform this leaf); got "
-                f"{describe_type(value)}"
+                f"`state` must be the EmptyState that {self.name}'s `init` returns; "
+                f"got {describe_state(state)}"
             )
             raise InvalidTypeError(msg)
-    return mask_leaves
+        return self.fn(updates, params), state
 
 
-def masked(transform: GradientTransformation, mask: Any) -> GradientTransformation:
-    """Apply ``transform`` only to the leaves where ``mask`` is True; pass the others through.
+def stateless(fn: Callable[[Any, Any], Any], /) -> GradientTransformation:
+    """A transform without state from ``fn(updates, params) -> new_updates`` (``optax.stateless``).
 
-    Typical use: weight decay on weights but not on biases and normalisation
-    parameters. Follows ``optax.masked``.
+    ``init`` is :func:`init_empty_state`; ``update`` checks that the state is
+    empty and calls ``fn``. The transform pickles when ``fn`` does (a
+    module-level function, a ``functools.partial`` of one, or an instance of a
+    module-level class; not a lambda or a local function).
 
     Parameters
     ----------
-    transform : GradientTransformation
-        The inner transform.
-    mask : tree of bool, or callable
-        A tree of Python bools with the structure of the updates, or a function
-        returning one. The function is called with ``params`` in ``init`` and
-        with ``updates`` in ``update`` (as optax does), so it should look only
-        at structure, names and shapes, which the two share.
+    fn : callable
+        ``fn(updates, params)``; ``params`` is None when the caller gives none.
 
     Returns
     -------
     GradientTransformation
-        Its state is a :class:`MaskedState` holding the inner state.
 
     Raises
     ------
-    InvalidValueError
-        The mask's structure differs from the updates' (both are shown).
     InvalidTypeError
-        A mask leaf is not a Python bool.
-
-    Notes
-    -----
-    The inner transform sees the selected leaves as a flat list in tree order
-    (and the matching parameters), so a global-norm clip inside ``masked``
-    measures the norm of the selected leaves only.
+        ``fn`` is not callable; at update: a state that is not empty.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from arraypenalties.transforms import add_l2_decay, masked
-    >>> params = {"bias": np.asarray([1.0]), "weight": np.asarray([2.0])}
-    >>> grads = {"bias": np.asarray([0.0]), "weight": np.asarray([0.0])}
-    >>> no_bias = lambda tree: {name: name != "bias" for name in tree}
-    >>> tx = masked(add_l2_decay(decay=0.5), no_bias)
-    >>> new_grads, _ = tx.update(grads, tx.init(params), params)
-    >>> new_grads["bias"], new_grads["weight"]
-    (array([0.]), array([1.]))
+    >>> from arraypenalties.transforms import stateless
+    >>> def halve(updates, params):
+    ...     return [g / 2 for g in updates]
+    >>> tx = stateless(halve)
+    >>> tx.update([np.asarray([2.0, 4.0])], tx.init(None))
+    ([array([1., 2.])], EmptyState())
     """
-    inner = check_transform(transform, "transform")
-    if not (callable(mask) or isinstance(mask, (dict, list, tuple, bool))):
-        msg = f"`mask` must be a tree of bools or a callable; got {describe_type(mask)}"
+    given: object = fn  # typed callable, but checked: callers may pass anything
+    if not callable(given):
+        msg = f"`fn` must be a callable fn(updates, params); got {describe_type(given)}"
         raise InvalidTypeError(msg)
-
-    def init(params: Any) -> MaskedState:
-        leaves, treedef = flatten(params)
-        selected = _mask_leaves(mask, params, treedef)
-        return MaskedState(
-            inner.init([leaf for leaf, keep in zip(leaves, selected, strict=True) if keep])
-        )
-
-    def update(updates: Any, state: MaskedState, params: Any = None) -> tuple[Any, MaskedState]:
-        prepared = prepare(updates, params, transform="masked", needs_params=False)
-        leaves, treedef = prepared.leaves, prepared.treedef
-        selected = _mask_leaves(mask, updates, treedef)
-        inner_params = None
-        if prepared.param_leaves is not None:
-            pairs = zip(prepared.param_leaves, selected, strict=True)
-            inner_params = [p for p, keep in pairs if keep]
-        chosen = [leaf for leaf, keep in zip(leaves, selected, strict=True) if keep]
-        new_chosen, inner_state = inner.update(chosen, state.inner_state, inner_params)
-        replaced = iter(new_chosen)
-        new_leaves = [
-            next(replaced) if keep else leaf for leaf, keep in zip(leaves, selected, strict=True)
-        ]
-        return unflatten(treedef, new_leaves), MaskedState(inner_state)
-
-    return GradientTransformation(init, update)
+    name = getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
+    return GradientTransformation(init_empty_state, _StatelessUpdate(fn, str(name)))

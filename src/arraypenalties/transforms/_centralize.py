@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 from typing import Any
 
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
-from arraypenalties.transforms._base import EmptyState, GradientTransformation, prepare
+from arraypenalties.transforms._base import GradientTransformation, prepare, stateless
 from arraypenalties.transforms._tree import leaf_paths
 
 __all__ = ["centralize"]
@@ -29,7 +30,38 @@ def _check_axes(axes: object) -> tuple[int, ...] | None:
     return checked
 
 
-def centralize(*, axes: int | tuple[int, ...] | None = None) -> GradientTransformation:
+@dataclass(frozen=True)
+class _Centralize:
+    """``g -> g - mean(g over axes)`` for the leaves of rank > 1."""
+
+    axes: Any  # as given, for messages
+    chosen: tuple[int, ...] | None
+    name = "centralize"
+
+    def __call__(self, updates: Any, params: Any) -> Any:
+        prepared = prepare(updates, params, transform=self.name, needs_params=False)
+        xp = prepared.xp
+        if xp is None:
+            return updates
+        new_leaves = []
+        for index, g in enumerate(prepared.leaves):
+            ndim = g.ndim
+            if ndim <= 1:
+                new_leaves.append(g)
+                continue
+            over = tuple(range(1, ndim)) if self.chosen is None else self.chosen
+            if any(not -ndim <= axis < ndim for axis in over):
+                path = leaf_paths(prepared.treedef)[index]
+                msg = (
+                    f"`axes` {self.axes!r} is out of range for the leaf `updates{path}` of "
+                    f"shape {tuple(g.shape)}: allowed {-ndim} to {ndim - 1}"
+                )
+                raise InvalidValueError(msg)
+            new_leaves.append(prepared.add(g, -xp.mean(g, axis=over, keepdims=True)))
+        return prepared.rebuild(new_leaves)
+
+
+def centralize(axes: int | tuple[int, ...] | None = None) -> GradientTransformation:
     """Subtract from every gradient of rank > 1 its mean over ``axes``.
 
     With ``axes=None`` the mean runs over all axes but the first, i.e. per
@@ -70,32 +102,4 @@ def centralize(*, axes: int | tuple[int, ...] | None = None) -> GradientTransfor
     array([[-1.,  0.,  1.],
            [-2.,  0.,  2.]])
     """
-    chosen = _check_axes(axes)
-
-    def init(params: Any) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(updates: Any, state: EmptyState, params: Any = None) -> tuple[Any, EmptyState]:
-        prepared = prepare(updates, params, transform="centralize", needs_params=False)
-        xp = prepared.xp
-        if xp is None:
-            return updates, state
-        new_leaves = []
-        for index, g in enumerate(prepared.leaves):
-            ndim = g.ndim
-            if ndim <= 1:
-                new_leaves.append(g)
-                continue
-            over = tuple(range(1, ndim)) if chosen is None else chosen
-            if any(not -ndim <= axis < ndim for axis in over):
-                path = leaf_paths(prepared.treedef)[index]
-                msg = (
-                    f"`axes` {axes!r} is out of range for the leaf `updates{path}` of shape "
-                    f"{tuple(g.shape)}: allowed {-ndim} to {ndim - 1}"
-                )
-                raise InvalidValueError(msg)
-            new_leaves.append(prepared.add(g, -xp.mean(g, axis=over, keepdims=True)))
-        return prepared.rebuild(new_leaves), state
-
-    return GradientTransformation(init, update)
+    return stateless(_Centralize(axes, _check_axes(axes)))

@@ -10,10 +10,11 @@ decoupled weight decay, AdamW. With plain SGD the two coincide.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from arraypenalties._lib.checks import check_real
-from arraypenalties.transforms._base import EmptyState, GradientTransformation, prepare
+from arraypenalties.transforms._base import GradientTransformation, prepare, stateless
 
 __all__ = ["add_elastic_net_decay", "add_l1_decay", "add_l2_decay"]
 
@@ -23,29 +24,36 @@ def _same_dtype(w: Any, g: Any, xp: Any) -> Any:
     return w if w.dtype == g.dtype else xp.astype(w, g.dtype)
 
 
-def _decay_transform(name: str, term: Any) -> GradientTransformation:
-    """A stateless transform ``g -> g + term(w, xp)`` that needs ``params``."""
+@dataclass(frozen=True)
+class _Decay:
+    """``updates -> updates + l1·sign(w) + l2·w`` (the terms whose rate is given), needs params."""
 
-    def init(params: Any) -> EmptyState:
-        del params
-        return EmptyState()
+    name: str
+    l1: float | None
+    l2: float | None
 
-    def update(updates: Any, state: EmptyState, params: Any = None) -> tuple[Any, EmptyState]:
-        prepared = prepare(updates, params, transform=name, needs_params=True)
+    def term(self, w: Any, xp: Any) -> Any:
+        if self.l1 is None:
+            assert self.l2 is not None
+            return self.l2 * w
+        if self.l2 is None:
+            return self.l1 * xp.sign(w)
+        return self.l1 * xp.sign(w) + self.l2 * w
+
+    def __call__(self, updates: Any, params: Any) -> Any:
+        prepared = prepare(updates, params, transform=self.name, needs_params=True)
         xp = prepared.xp
         if xp is None:
-            return updates, state
+            return updates
         assert prepared.param_leaves is not None
         new_leaves = [
-            prepared.add(g, term(_same_dtype(w, g, xp), xp))
+            prepared.add(g, self.term(_same_dtype(w, g, xp), xp))
             for g, w in zip(prepared.leaves, prepared.param_leaves, strict=True)
         ]
-        return prepared.rebuild(new_leaves), state
-
-    return GradientTransformation(init, update)
+        return prepared.rebuild(new_leaves)
 
 
-def add_l2_decay(*, decay: float = 0.01) -> GradientTransformation:
+def add_l2_decay(decay: float = 0.01) -> GradientTransformation:
     """Add ``decay · w`` to every gradient: the gradient of ``decay/2 · ‖w‖²``.
 
     Coupled or decoupled? Before an adaptive optimizer (Adam, RMSprop) this is
@@ -79,16 +87,16 @@ def add_l2_decay(*, decay: float = 0.01) -> GradientTransformation:
     --------
     >>> import numpy as np
     >>> from arraypenalties.transforms import add_l2_decay
-    >>> tx = add_l2_decay(decay=0.1)
+    >>> tx = add_l2_decay(0.1)
     >>> w, g = [np.asarray([1.0, -2.0])], [np.asarray([0.5, 0.5])]
     >>> tx.update(g, tx.init(w), w)[0]
     [array([0.6, 0.3])]
     """
     rate = check_real(decay, "decay", low=0.0)
-    return _decay_transform("add_l2_decay", lambda w, xp: rate * w)
+    return stateless(_Decay("add_l2_decay", None, rate))
 
 
-def add_l1_decay(*, decay: float = 0.001) -> GradientTransformation:
+def add_l1_decay(decay: float = 0.001) -> GradientTransformation:
     """Add ``decay · sign(w)`` to every gradient (a subgradient of ``decay · ‖w‖₁``).
 
     ``sign(0) = 0``: zero weights get no push. Coupled or decoupled? Before an
@@ -121,16 +129,16 @@ def add_l1_decay(*, decay: float = 0.001) -> GradientTransformation:
     --------
     >>> import numpy as np
     >>> from arraypenalties.transforms import add_l1_decay
-    >>> tx = add_l1_decay(decay=0.5)
+    >>> tx = add_l1_decay(0.5)
     >>> w, g = np.asarray([2.0, 0.0, -3.0]), np.asarray([1.0, 1.0, 1.0])
     >>> tx.update(g, tx.init(w), w)[0]
     array([1.5, 1. , 0.5])
     """
     rate = check_real(decay, "decay", low=0.0)
-    return _decay_transform("add_l1_decay", lambda w, xp: rate * xp.sign(w))
+    return stateless(_Decay("add_l1_decay", rate, None))
 
 
-def add_elastic_net_decay(*, decay: float = 0.01, l1_ratio: float = 0.5) -> GradientTransformation:
+def add_elastic_net_decay(decay: float = 0.01, l1_ratio: float = 0.5) -> GradientTransformation:
     """Add ``decay · (α·sign(w) + (1 − α)·w)`` with ``α = l1_ratio``.
 
     Interpolates :func:`add_l1_decay` (``l1_ratio=1``) and :func:`add_l2_decay`
@@ -165,14 +173,11 @@ def add_elastic_net_decay(*, decay: float = 0.01, l1_ratio: float = 0.5) -> Grad
     --------
     >>> import numpy as np
     >>> from arraypenalties.transforms import add_elastic_net_decay
-    >>> tx = add_elastic_net_decay(decay=0.1, l1_ratio=0.5)
+    >>> tx = add_elastic_net_decay(0.1, 0.5)
     >>> w, g = np.asarray([2.0, -4.0]), np.asarray([0.0, 0.0])
     >>> tx.update(g, tx.init(w), w)[0]
     array([ 0.15, -0.25])
     """
     rate = check_real(decay, "decay", low=0.0)
     alpha = check_real(l1_ratio, "l1_ratio", low=0.0, high=1.0)
-    l1_rate, l2_rate = rate * alpha, rate * (1.0 - alpha)
-    return _decay_transform(
-        "add_elastic_net_decay", lambda w, xp: l1_rate * xp.sign(w) + l2_rate * w
-    )
+    return stateless(_Decay("add_elastic_net_decay", rate * alpha, rate * (1.0 - alpha)))

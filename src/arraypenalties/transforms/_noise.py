@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import operator
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from arraypenalties._lib.checks import check_real
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties.backends.primitives import MAX_SEED, standard_normals
-from arraypenalties.transforms._base import GradientTransformation, namespace_of, prepare
+from arraypenalties.transforms._base import (
+    GradientTransformation,
+    check_state,
+    namespace_of,
+    prepare,
+)
 from arraypenalties.transforms._tree import flatten
 
 __all__ = ["AddGradientNoiseState", "add_gradient_noise"]
@@ -32,20 +39,56 @@ class AddGradientNoiseState(NamedTuple):
 
 
 def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        msg = f"`seed` must be a non-negative int; got {seed!r}"
-        raise InvalidTypeError(msg)
-    if seed < 0:
-        msg = f"`seed` must be a non-negative int; got {seed!r}"
+    try:
+        if isinstance(seed, bool):
+            raise TypeError
+        value = operator.index(seed)  # type: ignore[arg-type]  # ints, numpy integers
+    except TypeError:
+        msg = f"`seed` must be a non-negative int below 2**63; got {seed!r}"
+        raise InvalidTypeError(msg) from None
+    if not 0 <= value <= MAX_SEED:  # the largest seed every backend's generator takes
+        msg = f"`seed` must be a non-negative int below 2**63; got {seed!r}"
         raise InvalidValueError(msg)
-    if seed > MAX_SEED:  # the largest seed every backend's generator takes
-        msg = f"`seed` must be a non-negative int up to 2**63 - 1; got {seed!r}"
-        raise InvalidValueError(msg)
-    return seed
+    return value
+
+
+@dataclass(frozen=True)
+class _GradientNoise:
+    """``init`` / ``update`` of :func:`add_gradient_noise`."""
+
+    eta: float
+    gamma: float
+    seed: int
+
+    def init(self, params: Any) -> AddGradientNoiseState:
+        leaves, treedef = flatten(params)
+        xp = namespace_of(leaves, treedef, "params") if leaves else None
+        if xp is not None and xp.__name__.startswith("jax"):
+            # an int32 array, as optax's counts: the state keeps one type through jit / scan
+            return AddGradientNoiseState(count=xp.zeros((), dtype=xp.int32), seed=self.seed)
+        return AddGradientNoiseState(count=0, seed=self.seed)
+
+    def update(
+        self, updates: Any, state: Any, params: Any = None
+    ) -> tuple[Any, AddGradientNoiseState]:
+        check_state(state, AddGradientNoiseState, "add_gradient_noise")
+        prepared = prepare(updates, params, transform="add_gradient_noise", needs_params=False)
+        xp = prepared.xp
+        step = state.count
+        new_state = AddGradientNoiseState(count=step + 1, seed=state.seed)
+        if xp is None:
+            return updates, new_state
+        std = (self.eta / (1 + step) ** self.gamma) ** 0.5  # a float, or a traced jax scalar
+        noise = standard_normals(prepared.leaves, state.seed, step)
+        new_leaves = []
+        for g, z in zip(prepared.leaves, noise, strict=True):
+            scale = std if isinstance(std, float) else xp.astype(std, g.dtype)
+            new_leaves.append(prepared.add(g, scale * z))
+        return prepared.rebuild(new_leaves), new_state
 
 
 def add_gradient_noise(
-    *, variance: float = 0.01, decay: float = 0.55, seed: int = 0
+    variance: float = 0.01, decay: float = 0.55, *, seed: int = 0
 ) -> GradientTransformation:
     """Add Gaussian noise of annealed variance ``σ²_t = variance / (1 + t)^decay``.
 
@@ -59,7 +102,8 @@ def add_gradient_noise(
     decay : float, default 0.55
         ``γ``, the annealing exponent; finite and ``>= 0``.
     seed : int, default 0
-        Non-negative. The same seed gives the same noise on the same backend.
+        Non-negative, below ``2**63`` (numpy integers accepted). The same seed
+        gives the same noise on the same backend.
 
     Returns
     -------
@@ -91,7 +135,7 @@ def add_gradient_noise(
     --------
     >>> import numpy as np
     >>> from arraypenalties.transforms import add_gradient_noise
-    >>> tx = add_gradient_noise(variance=0.01, seed=42)
+    >>> tx = add_gradient_noise(0.01, seed=42)
     >>> grads = {"w": np.zeros(3)}
     >>> noisy, state = tx.update(grads, tx.init(grads))
     >>> again, _ = tx.update(grads, tx.init(grads))
@@ -100,31 +144,5 @@ def add_gradient_noise(
     """
     eta = check_real(variance, "variance", low=0.0)
     gamma = check_real(decay, "decay", low=0.0)
-    first_seed = _check_seed(seed)
-
-    def init(params: Any) -> AddGradientNoiseState:
-        leaves, treedef = flatten(params)
-        xp = namespace_of(leaves, treedef, "params") if leaves else None
-        if xp is not None and xp.__name__.startswith("jax"):
-            # an int32 array, as optax's counts: the state keeps one type through jit / scan
-            return AddGradientNoiseState(count=xp.zeros((), dtype=xp.int32), seed=first_seed)
-        return AddGradientNoiseState(count=0, seed=first_seed)
-
-    def update(
-        updates: Any, state: AddGradientNoiseState, params: Any = None
-    ) -> tuple[Any, AddGradientNoiseState]:
-        prepared = prepare(updates, params, transform="add_gradient_noise", needs_params=False)
-        xp = prepared.xp
-        step = state.count
-        new_state = AddGradientNoiseState(count=step + 1, seed=state.seed)
-        if xp is None:
-            return updates, new_state
-        std = (eta / (1 + step) ** gamma) ** 0.5  # a float, or a traced jax scalar
-        noise = standard_normals(prepared.leaves, state.seed, step)
-        new_leaves = []
-        for g, z in zip(prepared.leaves, noise, strict=True):
-            scale = std if isinstance(std, float) else xp.astype(std, g.dtype)
-            new_leaves.append(prepared.add(g, scale * z))
-        return prepared.rebuild(new_leaves), new_state
-
-    return GradientTransformation(init, update)
+    noise = _GradientNoise(eta, gamma, _check_seed(seed))
+    return GradientTransformation(noise.init, noise.update)

@@ -16,7 +16,7 @@ Conventions follow jax so trees round-trip through optax unchanged:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,6 @@ __all__ = [
     "check_same_structure",
     "flatten",
     "leaf_paths",
-    "tree_map",
     "unflatten",
 ]
 
@@ -189,14 +188,3 @@ def check_same_structure(
             f"`{first}` {treedef} and `{second}` {other}"
         )
         raise InvalidValueError(msg)
-
-
-def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
-    """Apply ``fn`` leaf by leaf to ``tree`` and trees of the same structure ``rest``."""
-    leaves, treedef = flatten(tree)
-    others = []
-    for other in rest:
-        other_leaves, other_def = flatten(other)
-        check_same_structure(treedef, other_def, ("tree", "rest"))
-        others.append(other_leaves)
-    return unflatten(treedef, [fn(*args) for args in zip(leaves, *others, strict=True)])
