@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from arraypenalties._lib.checks import is_real_floating
-from arraypenalties._lib.errors import NonFiniteError
+from arraypenalties._lib.errors import InvalidTypeError, NonFiniteError
 from arraypenalties._lib.namespace import resolve_xp
 
 __all__ = ["is_finite", "validate"]
@@ -105,6 +105,9 @@ def validate(x: Any, /, *, name: str = "x", xp: Any = None) -> Any:
     ...     print(error.kind, "|", error)
     nan | `loss` contains 1 NaN value(s) among 3 elements
     """
+    if not isinstance(name, str) or not name:
+        msg = f"`name` must be a non-empty str (the name errors use for `x`); got {name!r}"
+        raise InvalidTypeError(msg)
     xp = resolve_xp(xp, x, names=(name,))
     if not _can_hold_non_finite(x, xp) or bool(xp.all(xp.isfinite(x))):
         return x

@@ -149,7 +149,7 @@ def _find(kind: type, value: object) -> Backend:
         if types_of is not None and imported and isinstance(value, types_of()):
             return _load(registration)
     msg = (
-        f"no backend for arrays of type {describe_type(value)}; known backends: "
+        f"`x`: no backend for arrays of type {describe_type(value)}; known backends: "
         f"{', '.join(sorted(_REGISTRY))} (add one with register_backend)"
     )
     raise InvalidTypeError(msg)

@@ -210,7 +210,7 @@ def _spec_items(specs: object) -> list[tuple[object, Mapping[str, Any]]]:
         elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
             items.append((spec[0], spec[1]))
         else:
-            msg = f"each spec must be a built-in name or (name, options); got {spec!r}"
+            msg = f"each spec must be a built-in name or (name, options) in `specs`; got {spec!r}"
             raise InvalidTypeError(msg)
     return items
 
