@@ -261,7 +261,7 @@ def adaptive_gradient_clipping(
         m_u = \\lambda \\max(\\lVert w_u \\rVert, \\epsilon), \\qquad
         g'_u = g_u \\min\\big(1, m_u / \\max(\\lVert g_u \\rVert, 10^{-6})\\big)
 
-    Unlike the original library (one norm per whole tensor), this is the paper's
+    Unlike NxPenalties (one norm per whole tensor), this is the paper's
     unit-wise rule.
 
     Agreement with ``optax.adaptive_grad_clip(clip_factor, eps)`` (optax 0.2.8,

@@ -62,7 +62,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Apply ``transforms`` one after the other, in reading order.
 
     ``chain(a, b)`` applies ``a`` first, then ``b`` to ``a``'s output (as
-    ``optax.chain``; the original library composed in reverse). The state is a
+    ``optax.chain``; NxPenalties, the Elixir library this ports, composed in reverse). The state is a
     tuple of the inner states, in the same order. ``chain()`` is the identity.
 
     Parameters
