@@ -62,8 +62,9 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Apply ``transforms`` one after the other, in reading order.
 
     ``chain(a, b)`` applies ``a`` first, then ``b`` to ``a``'s output (as
-    ``optax.chain``; NxPenalties, the Elixir library this ports, composed in reverse). The state is a
-    tuple of the inner states, in the same order. ``chain()`` is the identity.
+    ``optax.chain``; NxPenalties, the Elixir library this ports, composed in
+    reverse). The state is a tuple of the inner states, in the same order.
+    ``chain()`` is the identity.
 
     Parameters
     ----------
