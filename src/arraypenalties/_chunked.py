@@ -25,6 +25,7 @@ from typing import Any
 
 from arraypenalties._lib.checks import check_real
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties.backends import get_backend
 from arraypenalties.backends.primitives import fused_kernel, has_autodiff
 
 
@@ -125,9 +126,12 @@ def chunking(
         SETTINGS.threshold_bytes, SETTINGS.chunk_bytes = old.threshold_bytes, old.chunk_bytes
 
 
-def rows_per_chunk(shape: tuple[Any, ...], axis: int, dtype: Any, xp: Any) -> int | None:
-    """Rows per chunk for an input of ``shape``, or None where it is not chunked."""
-    if len(shape) < 2 or axis != len(shape) - 1 or "dask" in xp.__name__:
+def rows_per_chunk(
+    shape: tuple[Any, ...], axis: int, dtype: Any, xp: Any, *, lazy: bool = False
+) -> int | None:
+    """Rows per chunk for an input of ``shape``, or None where it is not chunked
+    (``lazy`` arrays, dask, are left to the framework's own chunks)."""
+    if len(shape) < 2 or axis != len(shape) - 1 or lazy:
         return None
     if math.prod(shape) * 8 <= SETTINGS.threshold_bytes:  # small at any dtype: no finfo
         return None
@@ -144,7 +148,8 @@ def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> An
     wherever chunking can apply).
     """
     first = arrays[0]
-    size = rows_per_chunk(tuple(first.shape), axis, first.dtype, xp)
+    lazy = get_backend(first).lazy
+    size = rows_per_chunk(tuple(first.shape), axis, first.dtype, xp, lazy=lazy)
     if size is None:
         return fn(*arrays)
     lead, width = tuple(first.shape[:-1]), first.shape[-1]

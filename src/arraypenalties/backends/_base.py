@@ -48,6 +48,13 @@ class Backend:
     norm_zero_derivative : bool
         True when the namespace's fused ``linalg.vector_norm`` has a zero
         derivative at 0 (torch; jax's is NaN).
+    array_counters : bool
+        True when transform states keep their step counters as 0-d int32 arrays,
+        so a state has one type through a compiled loop (jax's ``jit`` / ``scan``,
+        as optax does).
+    lazy : bool
+        True when values are task graphs computed later (dask): row-chunked
+        loops are left to the framework's own chunking.
     """
 
     name: str = "base"
@@ -57,6 +64,8 @@ class Backend:
     returns_scalars: bool = False
     fuses_elementwise: bool = False
     norm_zero_derivative: bool = False
+    array_counters: bool = False
+    lazy: bool = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} exact={self.exact}>"

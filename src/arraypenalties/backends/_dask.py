@@ -29,6 +29,7 @@ class DaskBackend(Backend):
     exact = False
     has_gradients = False
     numpy_backed = True  # numpy chunks: inf - inf warns at compute time
+    lazy = True
 
     def value_and_grad(
         self, fn: ScalarFn, x: Array, /, *, create_graph: bool = False

@@ -48,6 +48,7 @@ class JaxBackend(Backend):
     name = "jax"
     exact = True
     fuses_elementwise = True  # XLA fuses elementwise chains: compares and selects cost
+    array_counters = True  # a state keeps one type through jit / scan, as optax's counts
 
     def __init__(self) -> None:
         self._per_term_cache: OrderedDict[tuple[ScalarFn, ...], Callable[..., Any]] = OrderedDict()

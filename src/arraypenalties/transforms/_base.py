@@ -7,7 +7,6 @@ never local closures, so transforms pickle and ``copy.deepcopy`` like their stat
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -17,6 +16,7 @@ from typing import Any, NamedTuple, TypeVar
 from arraypenalties._lib.checks import is_real_floating
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties._lib.namespace import describe_type, get_xp
+from arraypenalties.backends import get_backend, primitives
 from arraypenalties.transforms._tree import (
     TreeDef,
     check_same_structure,
@@ -26,8 +26,6 @@ from arraypenalties.transforms._tree import (
 )
 
 S = TypeVar("S")
-
-_NUMPY_NAMESPACES = frozenset({"numpy", "array_api_compat.numpy"})
 
 __all__ = [
     "EmptyState",
@@ -106,7 +104,7 @@ class Prepared:
         numpy turns arithmetic on 0-d arrays into numpy scalars; those leaves are
         wrapped back into 0-d arrays (transforms never return numpy scalars).
         """
-        if self.xp is not None and self.xp.__name__ in _NUMPY_NAMESPACES:
+        if new_leaves and get_backend(new_leaves[0]).returns_scalars:
             new_leaves = [as_array(leaf, self.xp) for leaf in new_leaves]
         return unflatten(self.treedef, new_leaves)
 
@@ -135,9 +133,7 @@ def overwrite_updates() -> Iterator[None]:
 
 def as_array(value: Any, xp: Any) -> Any:
     """``value`` itself, or a 0-d array where numpy made a numpy scalar of it."""
-    if xp.__name__ in _NUMPY_NAMESPACES:
-        return sys.modules["numpy"].asarray(value)  # numpy's own: no compat wrapper cost
-    return value
+    return primitives.as_array(value, xp)
 
 
 def _namespace(leaves: list[Any], param_leaves: list[Any], treedef: TreeDef) -> Any:

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from arraypenalties._lib.checks import check_real
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties.backends import get_backend
 from arraypenalties.backends.primitives import MAX_SEED, standard_normals
 from arraypenalties.transforms._base import (
     GradientTransformation,
@@ -62,8 +63,9 @@ class _GradientNoise:
 
     def init(self, params: Any) -> AddGradientNoiseState:
         leaves, treedef = flatten(params)
-        xp = namespace_of(leaves, treedef, "params") if leaves else None
-        if xp is not None and xp.__name__.startswith("jax"):
+        if leaves:
+            xp = namespace_of(leaves, treedef, "params")  # one namespace, else a clear error
+        if leaves and get_backend(leaves[0]).array_counters:
             # an int32 array, as optax's counts: the state keeps one type through jit / scan
             return AddGradientNoiseState(count=xp.zeros((), dtype=xp.int32), seed=self.seed)
         return AddGradientNoiseState(count=0, seed=self.seed)
