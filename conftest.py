@@ -196,3 +196,41 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         name = marker.args[0]
         if name not in selected:
             pytest.skip(f"{name} is not in the selected backends ({ENV_VAR})")
+
+
+@pytest.fixture
+def run_processes() -> Callable[[Sequence[Sequence[str]]], list[str]]:
+    """``run(argvs)``: start one Python process per argument list (``src`` first on the
+    path, one thread each), wait at most 120 s for all, kill any left on failure, and
+    return their combined outputs; a process that exits non-zero fails the test."""
+    import pathlib
+    import subprocess
+    import sys
+
+    def run(argvs: Sequence[Sequence[str]]) -> list[str]:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        src = str(pathlib.Path(__file__).resolve().parent / "src")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+        workers = [
+            subprocess.Popen(
+                [sys.executable, *argv],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+            for argv in argvs
+        ]
+        outputs = []
+        try:
+            for worker in workers:
+                outputs.append(worker.communicate(timeout=120)[0])
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+        for rank, (worker, output) in enumerate(zip(workers, outputs, strict=True)):
+            assert worker.returncode == 0, f"process {rank} failed:\n{output}"
+        return outputs
+
+    return run

@@ -7,10 +7,8 @@ parameter gradients must equal the average of hand-written
 
 from __future__ import annotations
 
-import os
 import pathlib
-import subprocess
-import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -67,35 +65,18 @@ print(f"rank {rank}: DDP gradients match")
 
 @pytest.mark.slow  # two processes importing torch: ~5 s idle, ~15 s on a busy machine
 @pytest.mark.backend("torch")
-def test_ddp_batchnorm_critic_step_matches_hand_written(tmp_path: pathlib.Path) -> None:
+def test_ddp_batchnorm_critic_step_matches_hand_written(
+    tmp_path: pathlib.Path, run_processes: Callable[[list[list[str]]], list[str]]
+) -> None:
     import torch.distributed
 
     if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
         pytest.skip("this torch build has no torch.distributed gloo backend")
     script = tmp_path / "ddp_worker.py"
     script.write_text(WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    src = str(pathlib.Path(__file__).resolve().parents[1] / "src")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     store = str(tmp_path / "store")
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(rank), str(WORLD_SIZE), store],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        for rank in range(WORLD_SIZE)
-    ]
-    outputs = []
-    try:
-        for worker in workers:
-            outputs.append(worker.communicate(timeout=120)[0])
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-    for rank, (worker, output) in enumerate(zip(workers, outputs, strict=True)):
-        assert worker.returncode == 0, f"rank {rank} failed:\n{output}"
+    outputs = run_processes(
+        [[str(script), str(rank), str(WORLD_SIZE), store] for rank in range(WORLD_SIZE)]
+    )
+    for rank, output in enumerate(outputs):
         assert f"rank {rank}: DDP gradients match" in output

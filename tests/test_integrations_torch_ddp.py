@@ -11,10 +11,8 @@ averaging assumes).
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -129,7 +127,7 @@ def _arguments(rank: int, store: str, out: pathlib.Path, common: pathlib.Path) -
 @pytest.mark.slow  # two processes importing torch: ~5 s idle, ~15 s on a busy machine
 @pytest.mark.backend("torch")
 def test_ddp_train_step_matches_a_single_process_on_the_whole_batch(
-    tmp_path: pathlib.Path,
+    tmp_path: pathlib.Path, run_processes: Callable[[list[list[str]]], list[str]]
 ) -> None:
     import numpy as np
     import torch.distributed
@@ -139,31 +137,11 @@ def test_ddp_train_step_matches_a_single_process_on_the_whole_batch(
     common, script = tmp_path / "common.py", tmp_path / "worker.py"
     common.write_text(COMMON)
     script.write_text(WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    src = str(pathlib.Path(__file__).resolve().parents[1] / "src")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     store = str(tmp_path / "store")
     outs = [tmp_path / f"rank{rank}.json" for rank in range(WORLD_SIZE)]
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(script), *_arguments(rank, store, outs[rank], common)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        for rank in range(WORLD_SIZE)
-    ]
-    outputs = []
-    try:
-        for worker in workers:
-            outputs.append(worker.communicate(timeout=120)[0])
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-    for rank, (worker, output) in enumerate(zip(workers, outputs, strict=True)):
-        assert worker.returncode == 0, f"rank {rank} failed:\n{output}"
+    run_processes(
+        [[str(script), *_arguments(rank, store, outs[rank], common)] for rank in range(WORLD_SIZE)]
+    )
     ranks = [json.loads(out.read_text()) for out in outs]
     for result in ranks:  # one collective and one host transfer per step
         assert result["counts"] == {"all_reduce": STEPS, "to_floats": STEPS}
