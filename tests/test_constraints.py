@@ -23,17 +23,9 @@ from arraypenalties import (
     orthogonality,
 )
 from arraypenalties.constraints import POWER_ITERATIONS
-from arraypenalties.testing import assert_close, to_numpy
+from arraypenalties.testing import as_array, assert_close, to_numpy, value_rtol
 
 MODES = ["soft", "hard", "spectral"]
-
-
-def _a(xp: Any, values: Any, dtype_name: str) -> Any:
-    return xp.asarray(np.asarray(values, dtype=np.float64), dtype=getattr(xp, dtype_name))
-
-
-def _rtol(dtype_name: str) -> float:
-    return 1e-5 if dtype_name == "float32" else 1e-12
 
 
 # ---------------------------------------------------------------- numpy float64 references
@@ -77,31 +69,37 @@ THREE_ROWS = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("n", [1, 3, 5])
 def test_identity_is_orthogonal_in_every_mode(xp: Any, dtype_name: str, mode: str, n: int) -> None:
-    eye = _a(xp, np.eye(n), dtype_name)
+    eye = as_array(xp, np.eye(n), dtype_name)
     for normalize in (True, False):
-        assert_close(orthogonality(eye, mode=mode, normalize=normalize), _a(xp, 0.0, dtype_name))
+        assert_close(
+            orthogonality(eye, mode=mode, normalize=normalize), as_array(xp, 0.0, dtype_name)
+        )
 
 
 def test_spec_three_rows(xp: Any, dtype_name: str) -> None:
-    x = _a(xp, THREE_ROWS, dtype_name)
-    rtol = _rtol(dtype_name)
-    assert_close(orthogonality(x), _a(xp, 2.0, dtype_name), rtol=rtol)
-    assert_close(orthogonality(x, mode="hard"), _a(xp, 2.0, dtype_name), rtol=rtol)
+    x = as_array(xp, THREE_ROWS, dtype_name)
+    rtol = value_rtol(dtype_name)
+    assert_close(orthogonality(x), as_array(xp, 2.0, dtype_name), rtol=rtol)
+    assert_close(orthogonality(x, mode="hard"), as_array(xp, 2.0, dtype_name), rtol=rtol)
 
 
 def test_spec_hard_without_normalize(xp: Any, dtype_name: str) -> None:
-    x = _a(xp, [[2.0, 0.0], [0.0, 1.0]], dtype_name)
-    assert_close(orthogonality(x, mode="hard", normalize=False), _a(xp, 9.0, dtype_name))
+    x = as_array(xp, [[2.0, 0.0], [0.0, 1.0]], dtype_name)
+    assert_close(orthogonality(x, mode="hard", normalize=False), as_array(xp, 9.0, dtype_name))
     # soft ignores the diagonal: the rows are orthogonal
-    assert_close(orthogonality(x, mode="soft", normalize=False), _a(xp, 0.0, dtype_name))
+    assert_close(orthogonality(x, mode="soft", normalize=False), as_array(xp, 0.0, dtype_name))
 
 
 def test_spectral_is_not_soft(xp: Any, dtype_name: str) -> None:
     # fix: the original's "spectral" was identical to soft (2.0 here). G − I has
     # eigenvalues ±1 and 0, so the squared spectral norm is 1.
-    x = _a(xp, THREE_ROWS, dtype_name)
+    x = as_array(xp, THREE_ROWS, dtype_name)
     assert ref_orthogonality(np.asarray(THREE_ROWS), "spectral") == pytest.approx(1.0, rel=1e-12)
-    assert_close(orthogonality(x, mode="spectral"), _a(xp, 1.0, dtype_name), rtol=_rtol(dtype_name))
+    assert_close(
+        orthogonality(x, mode="spectral"),
+        as_array(xp, 1.0, dtype_name),
+        rtol=value_rtol(dtype_name),
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -110,9 +108,9 @@ def test_spectral_matches_svd(xp: Any, dtype_name: str, seed: int) -> None:
     expected = ref_orthogonality(host, "spectral")
     gaps = np.sort(np.abs(np.linalg.eigvalsh(_gram_minus_eye(host))))[::-1]
     assert gaps[1] <= 0.9 * gaps[0]  # the documented regime: relative error below 1e-9
-    result = orthogonality(_a(xp, host, dtype_name), mode="spectral")
+    result = orthogonality(as_array(xp, host, dtype_name), mode="spectral")
     assert_close(
-        result, _a(xp, expected, dtype_name), rtol=1e-5 if dtype_name == "float32" else 1e-9
+        result, as_array(xp, expected, dtype_name), rtol=1e-5 if dtype_name == "float32" else 1e-9
     )
 
 
@@ -120,7 +118,7 @@ def test_spectral_never_overestimates_and_converges_slowly_without_a_gap(xp: Any
     # two eigenvalues of G − I of nearly equal magnitude: slow convergence, from below
     host = np.asarray([[1.0, 0.0, 0.0], [0.9, 0.436, 0.0], [0.0, 0.0, 1.0]])
     expected = ref_orthogonality(host, "spectral")
-    result = float(to_numpy(orthogonality(_a(xp, host, "float64"), mode="spectral")))
+    result = float(to_numpy(orthogonality(as_array(xp, host, "float64"), mode="spectral")))
     assert result <= expected * (1 + 1e-12)
     assert result == pytest.approx(expected, rel=1e-6)
 
@@ -144,14 +142,14 @@ BSV = np.random.default_rng(3).normal(size=(2, 3, 4))
 @pytest.mark.parametrize("mode", MODES)
 def test_rank3_layouts(xp: Any, dtype_name: str, axis: str, mode: str) -> None:
     expected = ref_orthogonality(BSV, mode, axis=axis)
-    result = orthogonality(_a(xp, BSV, dtype_name), mode=mode, axis=axis)
+    result = orthogonality(as_array(xp, BSV, dtype_name), mode=mode, axis=axis)
     rtol = 2e-5 if dtype_name == "float32" else 1e-9
     if mode == "spectral":  # the documented bound: relative error ~ (λ₂/λ₁)^200
         m = ref_matrix(BSV, axis)
         magnitudes = np.sort(np.abs(np.linalg.eigvalsh(_gram_minus_eye(m))))[::-1]
         rtol = max(rtol, (magnitudes[1] / magnitudes[0]) ** 200)
         assert float(to_numpy(result)) <= expected * (1 + 2e-5)
-    assert_close(result, _a(xp, expected, dtype_name), rtol=rtol)
+    assert_close(result, as_array(xp, expected, dtype_name), rtol=rtol)
 
 
 def test_sequence_layout_by_hand(xp: Any) -> None:
@@ -162,11 +160,11 @@ def test_sequence_layout_by_hand(xp: Any) -> None:
     x[0, 1] = [1.0, 0.0]
     x[1, 1] = [0.0, 0.0]
     # rows: [1,0,0,1] and [1,0,0,0]; unnormalised G = [[2, 1], [1, 1]]: soft = 2·1² = 2
-    result = orthogonality(_a(xp, x, "float64"), axis="sequence", normalize=False)
-    assert_close(result, _a(xp, 2.0, "float64"))
+    result = orthogonality(as_array(xp, x, "float64"), axis="sequence", normalize=False)
+    assert_close(result, as_array(xp, 2.0, "float64"))
     # the rows layout sees four 2-vectors: (1,0),(1,0) twice-overlapping -> G has 1s off-diagonal
-    rows = orthogonality(_a(xp, x, "float64"), axis="rows", normalize=False)
-    assert_close(rows, _a(xp, 2.0, "float64"))
+    rows = orthogonality(as_array(xp, x, "float64"), axis="rows", normalize=False)
+    assert_close(rows, as_array(xp, 2.0, "float64"))
 
 
 @pytest.mark.parametrize("axis", ["rows", "sequence", "vocabulary"])
@@ -174,20 +172,20 @@ def test_rank2_vocabulary_is_transpose_and_other_ranks_flatten(xp: Any, axis: st
     host = BSV[0]
     expected = ref_orthogonality(host, "hard", axis=axis)
     assert_close(
-        orthogonality(_a(xp, host, "float64"), mode="hard", axis=axis),
-        _a(xp, expected, "float64"),
+        orthogonality(as_array(xp, host, "float64"), mode="hard", axis=axis),
+        as_array(xp, expected, "float64"),
         rtol=1e-12,
     )
     rank4 = np.random.default_rng(4).normal(size=(2, 1, 2, 3))
     assert_close(
-        orthogonality(_a(xp, rank4, "float64"), mode="hard", axis=axis),
-        _a(xp, ref_orthogonality(rank4, "hard", axis=axis), "float64"),
+        orthogonality(as_array(xp, rank4, "float64"), mode="hard", axis=axis),
+        as_array(xp, ref_orthogonality(rank4, "hard", axis=axis), "float64"),
         rtol=1e-12,
     )
     vector = np.asarray([3.0, 4.0])
     assert_close(
-        orthogonality(_a(xp, vector, "float64"), mode="hard", normalize=False, axis=axis),
-        _a(xp, ref_orthogonality(vector, "hard", normalize=False, axis=axis), "float64"),
+        orthogonality(as_array(xp, vector, "float64"), mode="hard", normalize=False, axis=axis),
+        as_array(xp, ref_orthogonality(vector, "hard", normalize=False, axis=axis), "float64"),
         rtol=1e-12,
     )
 
@@ -198,11 +196,11 @@ def test_rank2_vocabulary_is_transpose_and_other_ranks_flatten(xp: Any, axis: st
 @pytest.mark.parametrize("mode", MODES)
 def test_zero_rows_give_finite_values_and_gradients(ad_xp: Any, dtype_name: str, mode: str) -> None:
     host = np.asarray([[0.0, 0.0, 0.0], [1.0, 2.0, 0.5], [0.3, -0.2, 0.9]])
-    x = _a(ad_xp, host, dtype_name)
+    x = as_array(ad_xp, host, dtype_name)
     value = orthogonality(x, mode=mode)
     assert_close(
         value,
-        _a(ad_xp, ref_orthogonality(host, mode), dtype_name),
+        as_array(ad_xp, ref_orthogonality(host, mode), dtype_name),
         rtol=2e-5 if dtype_name == "float32" else 1e-9,
     )
     grad = to_numpy(get_backend(x).grad(lambda v: orthogonality(v, mode=mode), x))
@@ -216,7 +214,7 @@ def test_zero_rows_give_finite_values_and_gradients(ad_xp: Any, dtype_name: str,
 @pytest.mark.parametrize("mode", MODES)
 def test_gradients_match_reference(ad_xp: Any, dtype_name: str, mode: str) -> None:
     host = np.random.default_rng(5).normal(size=(4, 3))
-    x = _a(ad_xp, host, dtype_name)
+    x = as_array(ad_xp, host, dtype_name)
     for normalize in (True, False):
         grad = to_numpy(
             get_backend(x).grad(lambda v, n=normalize: orthogonality(v, mode=mode, normalize=n), x)
@@ -228,7 +226,7 @@ def test_gradients_match_reference(ad_xp: Any, dtype_name: str, mode: str) -> No
 
 def test_finite_difference_backends_gradient(fd_xp: Any) -> None:
     host = np.random.default_rng(6).normal(size=(3, 3))
-    x = _a(fd_xp, host, "float64")
+    x = as_array(fd_xp, host, "float64")
     with pytest.warns(FiniteDifferenceWarning):
         grad = get_backend(x).grad(lambda v: orthogonality(v, mode="hard"), x)
     fd = _numeric_grad(lambda v: ref_orthogonality(v, "hard"), host)
@@ -286,8 +284,8 @@ def test_tall_inputs_equal_the_row_gram_definition(
     rtol = 2e-5 if dtype_name == "float32" else 1e-10
     for normalize in (True, False):
         expected = ref_orthogonality(host, mode, normalize=normalize)
-        result = orthogonality(_a(xp, host, dtype_name), mode=mode, normalize=normalize)
-        assert_close(result, _a(xp, expected, dtype_name), rtol=rtol, atol=rtol)
+        result = orthogonality(as_array(xp, host, dtype_name), mode=mode, normalize=normalize)
+        assert_close(result, as_array(xp, expected, dtype_name), rtol=rtol, atol=rtol)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -295,7 +293,7 @@ def test_tall_input_gradients_equal_the_row_gram_closed_form(
     ad_xp: Any, dtype_name: str, mode: str
 ) -> None:
     host = np.random.default_rng(11).normal(size=(12, 3))
-    x = _a(ad_xp, host, dtype_name)
+    x = as_array(ad_xp, host, dtype_name)
     grad = get_backend(x).grad(lambda v: orthogonality(v, mode=mode, normalize=False), x)
     tol = 1e-4 if dtype_name == "float32" else 1e-9
     expected = _big_gram_gradient(host, mode)
@@ -306,7 +304,7 @@ def test_tall_input_gradients_equal_the_row_gram_closed_form(
 
 def test_tall_input_gradient_on_finite_difference_backends(fd_xp: Any) -> None:
     host = np.random.default_rng(12).normal(size=(6, 2))
-    x = _a(fd_xp, host, "float64")
+    x = as_array(fd_xp, host, "float64")
     with pytest.warns(FiniteDifferenceWarning):
         grad = get_backend(x).grad(lambda v: orthogonality(v, mode="soft", normalize=False), x)
     np.testing.assert_allclose(to_numpy(grad), _big_gram_gradient(host, "soft"), rtol=1e-5)
@@ -357,8 +355,8 @@ def test_spectral_accuracy_is_what_the_docstring_states() -> None:
 
 
 def test_consistency_spec_mse(xp: Any, dtype_name: str) -> None:
-    a, b = _a(xp, [1.0, 2.0, 3.0], dtype_name), _a(xp, [1.5, 2.5, 3.5], dtype_name)
-    assert_close(consistency(a, b), _a(xp, 0.25, dtype_name))
+    a, b = as_array(xp, [1.0, 2.0, 3.0], dtype_name), as_array(xp, [1.5, 2.5, 3.5], dtype_name)
+    assert_close(consistency(a, b), as_array(xp, 0.25, dtype_name))
 
 
 A = np.asarray([[1.0, 0.0], [1.0, 1.0], [2.0, -1.0]])
@@ -392,39 +390,43 @@ def test_consistency_metrics_and_reductions(
         (log_softmax(A, axis=-1), log_softmax(B, axis=-1)) if metric == "kl" else (A, B)
     )
     values = per_element(a_host, b_host)
-    a, b = _a(xp, a_host, dtype_name), _a(xp, b_host, dtype_name)
-    rtol = _rtol(dtype_name)
+    a, b = as_array(xp, a_host, dtype_name), as_array(xp, b_host, dtype_name)
+    rtol = value_rtol(dtype_name)
     for reduction, expected in [("none", values), ("mean", values.mean()), ("sum", values.sum())]:
         result = consistency(a, b, metric=metric, reduction=reduction)
-        assert_close(result, _a(xp, expected, dtype_name), rtol=rtol, atol=rtol)
+        assert_close(result, as_array(xp, expected, dtype_name), rtol=rtol, atol=rtol)
 
 
 def test_cosine_is_per_row_and_honours_reduction(xp: Any, dtype_name: str) -> None:
     # fix: the original took one global cosine and ignored `reduction`
-    a = _a(xp, [[1.0, 0.0], [1.0, 1.0]], dtype_name)
-    b = _a(xp, [[0.0, 2.0], [3.0, 3.0]], dtype_name)
+    a = as_array(xp, [[1.0, 0.0], [1.0, 1.0]], dtype_name)
+    b = as_array(xp, [[0.0, 2.0], [3.0, 3.0]], dtype_name)
     flat_a, flat_b = np.asarray([1.0, 0.0, 1.0, 1.0]), np.asarray([0.0, 2.0, 3.0, 3.0])
     global_distance = 1 - flat_a @ flat_b / (np.linalg.norm(flat_a) * np.linalg.norm(flat_b))
     assert abs(global_distance - 0.5) > 0.1
     assert_close(
-        consistency(a, b, metric="cosine"), _a(xp, 0.5, dtype_name), rtol=_rtol(dtype_name)
+        consistency(a, b, metric="cosine"),
+        as_array(xp, 0.5, dtype_name),
+        rtol=value_rtol(dtype_name),
     )
     assert_close(
         consistency(a, b, metric="cosine", reduction="sum"),
-        _a(xp, 1.0, dtype_name),
-        rtol=_rtol(dtype_name),
+        as_array(xp, 1.0, dtype_name),
+        rtol=value_rtol(dtype_name),
     )
     # 1-D inputs: one row, the global cosine
-    one_d = consistency(_a(xp, flat_a, dtype_name), _a(xp, flat_b, dtype_name), metric="cosine")
-    assert_close(one_d, _a(xp, global_distance, dtype_name), rtol=_rtol(dtype_name))
+    one_d = consistency(
+        as_array(xp, flat_a, dtype_name), as_array(xp, flat_b, dtype_name), metric="cosine"
+    )
+    assert_close(one_d, as_array(xp, global_distance, dtype_name), rtol=value_rtol(dtype_name))
 
 
 def test_cosine_axis_option(xp: Any) -> None:
-    a, b = _a(xp, A, "float64"), _a(xp, B, "float64")
+    a, b = as_array(xp, A, "float64"), as_array(xp, B, "float64")
     expected = _cosine_rows(A.T, B.T)
     assert_close(
         consistency(a, b, metric="cosine", axis=0, reduction="none"),
-        _a(xp, expected, "float64"),
+        as_array(xp, expected, "float64"),
         rtol=1e-12,
     )
 
@@ -432,10 +434,11 @@ def test_cosine_axis_option(xp: Any) -> None:
 def test_cosine_zero_rows_value_and_gradient(ad_xp: Any, dtype_name: str) -> None:
     a_host = np.asarray([[0.0, 0.0, 0.0], [1.0, 2.0, 0.5]])
     b_host = np.asarray([[0.3, -0.2, 0.9], [0.0, 0.0, 0.0]])
-    a, b = _a(ad_xp, a_host, dtype_name), _a(ad_xp, b_host, dtype_name)
+    a, b = as_array(ad_xp, a_host, dtype_name), as_array(ad_xp, b_host, dtype_name)
     # a zero row has cosine 0: distance 1 for each row
     assert_close(
-        consistency(a, b, metric="cosine", reduction="none"), _a(ad_xp, [1.0, 1.0], dtype_name)
+        consistency(a, b, metric="cosine", reduction="none"),
+        as_array(ad_xp, [1.0, 1.0], dtype_name),
     )
     backend = get_backend(a)
     grad_a = to_numpy(backend.grad(lambda v: consistency(v, b, metric="cosine"), a))
@@ -450,10 +453,12 @@ def test_cosine_zero_rows_value_and_gradient(ad_xp: Any, dtype_name: str) -> Non
 def test_kl_metric_is_symmetric_kl_with_zero_probabilities(ad_xp: Any, dtype_name: str) -> None:
     a_host = np.asarray([[0.0, -np.inf], [np.log(0.5), np.log(0.5)]])
     b_host = np.asarray([[0.0, -np.inf], [np.log(0.25), np.log(0.75)]])
-    a, b = _a(ad_xp, a_host, dtype_name), _a(ad_xp, b_host, dtype_name)
+    a, b = as_array(ad_xp, a_host, dtype_name), as_array(ad_xp, b_host, dtype_name)
     expected = _sym_kl_rows(a_host, b_host).mean()
     assert_close(
-        consistency(a, b, metric="kl"), _a(ad_xp, expected, dtype_name), rtol=_rtol(dtype_name)
+        consistency(a, b, metric="kl"),
+        as_array(ad_xp, expected, dtype_name),
+        rtol=value_rtol(dtype_name),
     )
     grad = to_numpy(get_backend(a).grad(lambda v: consistency(v, b, metric="kl"), a))
     assert np.all(np.isfinite(grad))
@@ -465,10 +470,10 @@ def test_kl_metric_is_symmetric_kl_with_zero_probabilities(ad_xp: Any, dtype_nam
 
 
 def test_consistency_gradient_mse(grad_xp: Any) -> None:
-    a, b = _a(grad_xp, A, "float64"), _a(grad_xp, B, "float64")
+    a, b = as_array(grad_xp, A, "float64"), as_array(grad_xp, B, "float64")
     with pytest.warns(FiniteDifferenceWarning) if not get_backend(a).exact else _nothing():
         grad = get_backend(a).grad(lambda v: consistency(v, b), a)
-    assert_close(grad, _a(grad_xp, 2 * (A - B) / A.size, "float64"), rtol=1e-7, atol=1e-9)
+    assert_close(grad, as_array(grad_xp, 2 * (A - B) / A.size, "float64"), rtol=1e-7, atol=1e-9)
 
 
 class _nothing:
@@ -502,7 +507,7 @@ class _nothing:
 def test_bad_orthogonality_options(xp: Any, options: Any, error: type, message: str) -> None:
     # fix: the original treated an unknown axis as "rows"
     with pytest.raises(error, match=message) as info:
-        orthogonality(_a(xp, THREE_ROWS, "float32"), **options)
+        orthogonality(as_array(xp, THREE_ROWS, "float32"), **options)
     assert isinstance(info.value, ArrayPenaltiesError)
 
 
@@ -522,7 +527,7 @@ def test_bad_orthogonality_options(xp: Any, options: Any, error: type, message: 
     ],
 )
 def test_bad_consistency_options(xp: Any, options: Any, error: type, message: str) -> None:
-    a = _a(xp, A, "float32")
+    a = as_array(xp, A, "float32")
     with pytest.raises(error, match=message):
         consistency(a, a, **options)
 
@@ -530,7 +535,7 @@ def test_bad_consistency_options(xp: Any, options: Any, error: type, message: st
 @pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
 def test_integer_inputs_raise(xp: Any, dtype: str) -> None:
     bad = xp.asarray([[1, 0], [0, 1]], dtype=getattr(xp, dtype))
-    good = _a(xp, [[1.0, 0.0], [0.0, 1.0]], "float32")
+    good = as_array(xp, [[1.0, 0.0], [0.0, 1.0]], "float32")
     with pytest.raises(InvalidTypeError, match="`x` must have a real floating dtype"):
         orthogonality(bad)
     with pytest.raises(InvalidTypeError, match="`a` must have a real floating dtype"):
@@ -540,20 +545,20 @@ def test_integer_inputs_raise(xp: Any, dtype: str) -> None:
 
 
 def test_consistency_shapes(xp: Any) -> None:
-    a = _a(xp, A, "float64")
-    row = _a(xp, B[0], "float64")
+    a = as_array(xp, A, "float64")
+    row = as_array(xp, B[0], "float64")
     with pytest.raises(InvalidValueError, match=r"`a` has shape \(3, 2\) but `b` has shape \(2,\)"):
         consistency(a, row)
     expected = ((A - B[0]) ** 2).mean()
-    assert_close(consistency(a, row, broadcast=True), _a(xp, expected, "float64"), rtol=1e-12)
+    assert_close(consistency(a, row, broadcast=True), as_array(xp, expected, "float64"), rtol=1e-12)
 
 
 def test_zero_dimensional_inputs(xp: Any) -> None:
-    scalar = _a(xp, 2.0, "float64")
+    scalar = as_array(xp, 2.0, "float64")
     with pytest.raises(InvalidValueError, match="`x` must have at least 1 dimension"):
         orthogonality(scalar)
     # mse and l1 are elementwise: 0-d is fine; cosine needs a row axis
-    assert_close(consistency(scalar, scalar - 1.0), _a(xp, 1.0, "float64"))
+    assert_close(consistency(scalar, scalar - 1.0), as_array(xp, 1.0, "float64"))
     with pytest.raises(InvalidValueError, match="`a` must have at least 1 dimension"):
         consistency(scalar, scalar, metric="cosine")
 
@@ -582,13 +587,13 @@ def test_options_are_keyword_only() -> None:
 
 
 def test_explicit_xp_is_used(xp: Any) -> None:
-    x = _a(xp, THREE_ROWS, "float64")
-    assert_close(orthogonality(x, xp=xp), _a(xp, 2.0, "float64"), rtol=1e-12)
-    assert_close(consistency(x, x, xp=xp), _a(xp, 0.0, "float64"))
+    x = as_array(xp, THREE_ROWS, "float64")
+    assert_close(orthogonality(x, xp=xp), as_array(xp, 2.0, "float64"), rtol=1e-12)
+    assert_close(consistency(x, x, xp=xp), as_array(xp, 0.0, "float64"))
 
 
 def test_spectral_value_is_deterministic(xp: Any) -> None:
-    x = _a(xp, np.random.default_rng(8).normal(size=(5, 5)), "float64")
+    x = as_array(xp, np.random.default_rng(8).normal(size=(5, 5)), "float64")
     first = to_numpy(orthogonality(x, mode="spectral"))
     assert to_numpy(orthogonality(x, mode="spectral")) == first
     assert math.isfinite(float(first))

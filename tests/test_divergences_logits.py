@@ -22,7 +22,7 @@ from arraypenalties import (
     js_divergence,
     kl_divergence,
 )
-from arraypenalties.testing import assert_close, to_numpy
+from arraypenalties.testing import as_array, assert_close, to_numpy, value_rtol
 
 # unnormalised logits with -inf (zero probability) at positions of p, of q and of both
 A = np.asarray([[2.0, -1.0, 0.5, -np.inf], [-np.inf, 3.0, -np.inf, 0.0], [1.0, 1.0, 1.0, 1.0]])
@@ -41,14 +41,6 @@ def _js(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _h(a: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return entr(np.exp(log_softmax(a / temperature, axis=-1))).sum(-1)
-
-
-def _a(xp: Any, values: Any, dtype_name: str) -> Any:
-    return xp.asarray(np.asarray(values, dtype=np.float64), dtype=getattr(xp, dtype_name))
-
-
-def _rtol(dtype_name: str) -> float:
-    return 2e-6 if dtype_name == "float32" else 1e-12
 
 
 PAIRS = [
@@ -71,32 +63,35 @@ PAIRS = [
 def test_pair_values_from_logits(xp: Any, dtype_name: str, fn: Any, reference: Any) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         expected = reference(A, B)
-    rows = fn(_a(xp, A, dtype_name), _a(xp, B, dtype_name), reduction="none")
-    assert_close(rows, _a(xp, expected, dtype_name), rtol=_rtol(dtype_name), atol=1e-12)
+    rows = fn(as_array(xp, A, dtype_name), as_array(xp, B, dtype_name), reduction="none")
+    assert_close(rows, as_array(xp, expected, dtype_name), rtol=value_rtol(dtype_name), atol=1e-12)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 3.0])
 def test_entropy_from_logits(xp: Any, dtype_name: str, temperature: float) -> None:
     expected = _h(A, temperature)
-    x = _a(xp, A, dtype_name)
+    x = as_array(xp, A, dtype_name)
     rows = entropy_value(x, from_logits=True, temperature=temperature, reduction="none")
     # float32: a small entropy (0.017 at T = 0.5) carries the rounding of its log-softmax
     rtol = 1e-5 if dtype_name == "float32" else 1e-12
-    assert_close(rows, _a(xp, expected, dtype_name), rtol=rtol, atol=1e-12)
+    assert_close(rows, as_array(xp, expected, dtype_name), rtol=rtol, atol=1e-12)
     bonus = entropy(x, from_logits=True, temperature=temperature)
-    assert_close(bonus, _a(xp, -expected.mean(), dtype_name), rtol=_rtol(dtype_name))
+    assert_close(bonus, as_array(xp, -expected.mean(), dtype_name), rtol=value_rtol(dtype_name))
 
 
 def test_from_logits_equals_log_softmax_then_log_probabilities(xp: Any) -> None:
-    a, b = _a(xp, A, "float64"), _a(xp, B, "float64")
-    lp, lq = _a(xp, log_softmax(A, axis=-1), "float64"), _a(xp, log_softmax(B, axis=-1), "float64")
+    a, b = as_array(xp, A, "float64"), as_array(xp, B, "float64")
+    lp, lq = (
+        as_array(xp, log_softmax(A, axis=-1), "float64"),
+        as_array(xp, log_softmax(B, axis=-1), "float64"),
+    )
     assert_close(js_divergence(a, b, from_logits=True), js_divergence(lp, lq), rtol=1e-13)
     assert_close(entropy(a, from_logits=True), entropy(lp), rtol=1e-13)
 
 
 def test_shifting_logits_changes_nothing(xp: Any) -> None:
-    a, b = _a(xp, A, "float64"), _a(xp, B, "float64")
-    shifted = _a(xp, A + 100.0, "float64")
+    a, b = as_array(xp, A, "float64"), as_array(xp, B, "float64")
+    shifted = as_array(xp, A + 100.0, "float64")
     assert_close(
         kl_divergence(shifted, b, from_logits=True),
         kl_divergence(a, b, from_logits=True),
@@ -124,7 +119,7 @@ FINITE_PAIRS = [PAIRS[0], PAIRS[3]]
 def test_pair_gradients_with_respect_to_logits(
     ad_xp: Any, dtype_name: str, fn: Any, reference: Any
 ) -> None:
-    a, b = _a(ad_xp, A, dtype_name), _a(ad_xp, B, dtype_name)
+    a, b = as_array(ad_xp, A, dtype_name), as_array(ad_xp, B, dtype_name)
     backend = get_backend(a)
     grad_a = to_numpy(backend.grad(lambda v: fn(v, b, reduction="sum"), a))
     grad_b = to_numpy(backend.grad(lambda v: fn(a, v, reduction="sum"), b))
@@ -140,7 +135,7 @@ def test_pair_gradients_with_respect_to_logits(
 
 def test_kl_gradient_from_logits_closed_form(ad_xp: Any) -> None:
     # ∂KL/∂a = p·(log p − log q − KL_row), ∂KL/∂b = q − p
-    a, b = _a(ad_xp, A, "float64"), _a(ad_xp, B, "float64")
+    a, b = as_array(ad_xp, A, "float64"), as_array(ad_xp, B, "float64")
     backend = get_backend(a)
     lp, lq = log_softmax(A, axis=-1), log_softmax(B, axis=-1)
     p, q = np.exp(lp), np.exp(lq)
@@ -157,7 +152,7 @@ def test_kl_gradient_from_logits_closed_form(ad_xp: Any) -> None:
 def test_entropy_gradient_with_respect_to_logits(
     ad_xp: Any, dtype_name: str, temperature: float
 ) -> None:
-    x = _a(ad_xp, A, dtype_name)
+    x = as_array(ad_xp, A, dtype_name)
     grad = to_numpy(
         get_backend(x).grad(
             lambda v: entropy_value(v, from_logits=True, temperature=temperature, reduction="sum"),
@@ -171,15 +166,17 @@ def test_entropy_gradient_with_respect_to_logits(
 
 def test_all_minus_inf_logit_rows(xp: Any, dtype_name: str) -> None:
     dead = np.asarray([[-np.inf, -np.inf], [0.0, 1.0]])
-    x = _a(xp, dead, dtype_name)
+    x = as_array(xp, dead, dtype_name)
     rows = entropy_value(x, from_logits=True, reduction="none")  # no outcome: entropy 0
-    assert_close(rows, _a(xp, [0.0, _h(dead[1:])[0]], dtype_name), rtol=_rtol(dtype_name))
+    assert_close(
+        rows, as_array(xp, [0.0, _h(dead[1:])[0]], dtype_name), rtol=value_rtol(dtype_name)
+    )
     kl_rows = to_numpy(kl_divergence(x, x, from_logits=True, reduction="none"))
     assert np.isnan(kl_rows[0]) and kl_rows[1] == 0.0  # no distribution: NaN
 
 
 def test_from_logits_must_be_a_bool(xp: Any) -> None:
-    a = _a(xp, A, "float32")
+    a = as_array(xp, A, "float32")
     for call in (
         lambda: kl_divergence(a, a, from_logits=1),
         lambda: js_divergence(a, a, from_logits="yes"),

@@ -238,7 +238,9 @@ def test_chunking_restores_the_settings_and_rejects_bad_values() -> None:
         assert (inside.threshold_bytes, inside.chunk_bytes) == (10, before[1])
     assert (SETTINGS.threshold_bytes, SETTINGS.chunk_bytes) == before
     with (
-        pytest.raises(InvalidValueError, match="`chunk_bytes` must be >= 1"),
+        pytest.raises(
+            InvalidValueError, match=r"`chunk_bytes` must be an int in \[1, inf\]; got 0"
+        ),
         chunking(chunk_bytes=0),
     ):
         pass

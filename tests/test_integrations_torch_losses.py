@@ -78,7 +78,7 @@ def test_wrap_loss_bad_input() -> None:
         wrap_loss(_mse, 3)  # type: ignore[arg-type]
     with pytest.raises(InvalidTypeError, match="`weight` must be a real number"):
         wrap_loss(_mse, "l1", weight="big")  # type: ignore[arg-type]
-    with pytest.raises(InvalidValueError, match="`argnum` must be >= 0; got -1"):
+    with pytest.raises(InvalidValueError, match=r"`argnum` must be an int in \[0, inf\]; got -1"):
         wrap_loss(_mse, "l1", argnum=-1)
     with pytest.raises(InvalidTypeError, match="`opts` must be a mapping"):
         wrap_loss(_mse, "l1", opts=[1])  # type: ignore[arg-type]
@@ -284,7 +284,9 @@ def test_activity_weights_and_bad_input() -> None:
         ActivityRegularizer(model, {"encoder": "l1"})  # type: ignore[dict-item]
     with pytest.raises(InvalidTypeError, match="non-empty mapping"):
         ActivityRegularizer(model, {})
-    with pytest.raises(InvalidTypeError, match="`per_sample` must be a bool"):
+    with pytest.raises(
+        InvalidTypeError, match="`per_sample` must be True or False; got 1 of type int"
+    ):
         ActivityRegularizer(model, {"encoder": ("l1", 1.0)}, per_sample=1)  # type: ignore[arg-type]
     with pytest.raises(InvalidTypeError, match=r"`model` must be a torch\.nn\.Module"):
         ActivityRegularizer(object(), {"encoder": ("l1", 1.0)})  # type: ignore[arg-type]

@@ -310,7 +310,9 @@ def test_make_train_step_bad_input() -> None:
         )
     with pytest.raises(UnknownNameError, match=r"names \['l3'\], which are not penalties"):
         make_train_step(model, mse, optimizer, penalties=PENALTIES, weight_schedules={"l3": 1.0})
-    with pytest.raises(InvalidValueError, match="`track_every` must be >= 0; got -1"):
+    with pytest.raises(
+        InvalidValueError, match=r"`track_every` must be an int in \[0, inf\]; got -1"
+    ):
         make_train_step(model, mse, optimizer, track_every=-1)
     with pytest.raises(InvalidTypeError, match="`total_steps` must be an int"):
         make_train_step(model, mse, optimizer, total_steps=1.5)  # type: ignore[arg-type]

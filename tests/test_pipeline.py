@@ -22,11 +22,7 @@ from arraypenalties import (
     pipeline,
     register_penalty,
 )
-from arraypenalties.testing import assert_close
-
-
-def _a(xp: Any, values: Any, dtype_name: str) -> Any:
-    return xp.asarray(values, dtype=getattr(xp, dtype_name))
+from arraypenalties.testing import as_array, assert_close
 
 
 def _rel(dtype_name: str) -> float:
@@ -39,8 +35,10 @@ def sum_of_x(x: Any) -> Any:  # registered below, so it can go into a config
 
 # ----------------------------------------------------------------------------- SPEC §5 parity
 def test_single_l1_parity(xp: Any, dtype_name: str) -> None:
-    total, metrics = Pipeline().add("l1", "l1", weight=0.1).compute(_a(xp, [1, -2, 3], dtype_name))
-    assert_close(total, _a(xp, 0.6, dtype_name))
+    total, metrics = (
+        Pipeline().add("l1", "l1", weight=0.1).compute(as_array(xp, [1, -2, 3], dtype_name))
+    )
+    assert_close(total, as_array(xp, 0.6, dtype_name))
     assert list(metrics) == ["l1", "l1_weighted", "total"]
     assert metrics == pytest.approx({"l1": 6.0, "l1_weighted": 0.6, "total": 0.6}, rel=1e-6)
     assert all(type(value) is float for value in metrics.values())
@@ -48,36 +46,36 @@ def test_single_l1_parity(xp: Any, dtype_name: str) -> None:
 
 def test_two_entries_and_disable(xp: Any, dtype_name: str) -> None:
     p = Pipeline().add("l1", l1, weight=0.1).add("l2", l2, weight=0.01)
-    x = _a(xp, [1, 2], dtype_name)
+    x = as_array(xp, [1, 2], dtype_name)
     total, metrics = p.compute(x)
-    assert_close(total, _a(xp, 0.35, dtype_name))
+    assert_close(total, as_array(xp, 0.35, dtype_name))
     assert metrics == pytest.approx(
         {"l1": 3.0, "l1_weighted": 0.3, "l2": 5.0, "l2_weighted": 0.05, "total": 0.35}, rel=1e-6
     )
     disabled = p.set_enabled("l2", False)
     total, metrics = disabled.compute(x)
-    assert_close(total, _a(xp, 0.3, dtype_name))
+    assert_close(total, as_array(xp, 0.3, dtype_name))
     assert set(metrics) == {"l1", "l1_weighted", "total"}
-    assert_close(disabled.compute_total(x), _a(xp, 0.3, dtype_name))
-    assert_close(disabled.set_enabled("l2", True).compute_total(x), _a(xp, 0.35, dtype_name))
+    assert_close(disabled.compute_total(x), as_array(xp, 0.3, dtype_name))
+    assert_close(disabled.set_enabled("l2", True).compute_total(x), as_array(xp, 0.35, dtype_name))
 
 
 def test_extra_args_override_opts(xp: Any, dtype_name: str) -> None:
     p = Pipeline().add("l1", "l1", opts={"lam": 0.5})
-    x = _a(xp, [1, -2, 3], dtype_name)
+    x = as_array(xp, [1, -2, 3], dtype_name)
     total, metrics = p.compute(x, extra_args={"lam": 2.0})
-    assert_close(total, _a(xp, 12.0, dtype_name))
+    assert_close(total, as_array(xp, 12.0, dtype_name))
     assert metrics["l1"] == pytest.approx(12.0)
-    assert_close(p.compute_total(x, extra_args={"lam": 2.0}), _a(xp, 12.0, dtype_name))
-    assert_close(p.compute_total(x), _a(xp, 3.0, dtype_name))  # opts themselves unchanged
+    assert_close(p.compute_total(x, extra_args={"lam": 2.0}), as_array(xp, 12.0, dtype_name))
+    assert_close(p.compute_total(x), as_array(xp, 3.0, dtype_name))  # opts themselves unchanged
 
 
 def test_empty_pipeline(xp: Any, dtype_name: str) -> None:
-    x = _a(xp, [1, 2], dtype_name)
+    x = as_array(xp, [1, 2], dtype_name)
     total, metrics = Pipeline().compute(x)
-    assert_close(total, _a(xp, 0.0, dtype_name))
+    assert_close(total, as_array(xp, 0.0, dtype_name))
     assert metrics == {"total": 0.0}
-    assert_close(Pipeline().compute_total(x), _a(xp, 0.0, dtype_name))
+    assert_close(Pipeline().compute_total(x), as_array(xp, 0.0, dtype_name))
 
 
 def test_weighted_sum_of_many_entries_matches_independent_sum(xp: Any, dtype_name: str) -> None:
@@ -93,8 +91,8 @@ def test_weighted_sum_of_many_entries_matches_independent_sum(xp: Any, dtype_nam
     l2_mean = sum(v * v for v in flat) / len(flat)
     enet = 0.25 * l1_value + 0.75 * sum(v * v for v in flat)
     expected = 0.3 * l1_value + 0.2 * l2_mean - 0.5 * enet
-    total, metrics = p.compute(_a(xp, values, dtype_name))
-    assert_close(total, _a(xp, expected, dtype_name), rtol=10 * _rel(dtype_name))
+    total, metrics = p.compute(as_array(xp, values, dtype_name))
+    assert_close(total, as_array(xp, expected, dtype_name), rtol=10 * _rel(dtype_name))
     assert metrics["enet"] == pytest.approx(enet, rel=1e-6)
     assert metrics["enet_weighted"] == pytest.approx(-0.5 * enet, rel=1e-6)
     assert metrics["total"] == pytest.approx(expected, rel=1e-6)
@@ -102,7 +100,7 @@ def test_weighted_sum_of_many_entries_matches_independent_sum(xp: Any, dtype_nam
 
 def test_module_level_functions(xp: Any) -> None:
     p = Pipeline().add("l1", "l1", weight=0.1)
-    x = _a(xp, [1, -2, 3], "float64")
+    x = as_array(xp, [1, -2, 3], "float64")
     total, metrics = arraypenalties.compute(p, x)
     assert metrics["total"] == pytest.approx(0.6)
     assert_close(arraypenalties.compute_total(p, x), total)
@@ -111,7 +109,7 @@ def test_module_level_functions(xp: Any) -> None:
 def test_gradient_of_total_torch_and_jax(ad_case: Any, dtype_name: str) -> None:
     xp = ad_case.xp
     p = Pipeline().add("l2", "l2", weight=0.01)
-    x = _a(xp, [1, 2, 3], dtype_name)
+    x = as_array(xp, [1, 2, 3], dtype_name)
     if ad_case.name == "torch":
         leaf = x.detach().requires_grad_(True)
         p.compute_total(leaf).backward()
@@ -120,7 +118,7 @@ def test_gradient_of_total_torch_and_jax(ad_case: Any, dtype_name: str) -> None:
         import jax
 
         grad = jax.grad(p.compute_total)(x)
-    assert_close(grad, _a(xp, [0.02, 0.04, 0.06], dtype_name))
+    assert_close(grad, as_array(xp, [0.02, 0.04, 0.06], dtype_name))
 
 
 def test_compute_total_is_differentiable_through_compute_torch() -> None:
@@ -200,8 +198,12 @@ def test_unknown_spec_keys_raise() -> None:
     [
         ({"weight": "1"}, InvalidTypeError, "`weight` must be a real number"),
         ({"weight": math.nan}, InvalidValueError, "`weight` must be finite"),
-        ({"enabled": 1}, InvalidTypeError, "`enabled` must be a bool"),
-        ({"differentiable": "yes"}, InvalidTypeError, "`differentiable` must be a bool"),
+        ({"enabled": 1}, InvalidTypeError, "`enabled` must be True or False; got 1 of type int"),
+        (
+            {"differentiable": "yes"},
+            InvalidTypeError,
+            "`differentiable` must be True or False; got 'yes' of type str",
+        ),
         ({"opts": [("lam", 1)]}, InvalidTypeError, "`opts` of entry 'a' must be a mapping"),
     ],
 )
@@ -221,7 +223,7 @@ def test_bad_fn_and_name() -> None:
 
 def test_non_scalar_output_names_the_entry(xp: Any) -> None:
     p = Pipeline().add("l1", "l1").add("rows", "l1", opts={"reduction": "none"})
-    x = _a(xp, [1, 2], "float64")
+    x = as_array(xp, [1, 2], "float64")
     with pytest.raises(ValueError, match=r"entry 'rows' must return a 0-d array; got shape \(2,\)"):
         p.compute(x)
     with pytest.raises(ValueError, match="entry 'rows' must return a 0-d array"):
@@ -236,9 +238,13 @@ def test_integer_input_raises(xp: Any) -> None:
 def test_bad_flags() -> None:
     import numpy as np
 
-    with pytest.raises(TypeError, match="`track_grad_norms` must be a bool; got 1"):
+    with pytest.raises(
+        TypeError, match="`track_grad_norms` must be True or False; got 1 of type int"
+    ):
         Pipeline().compute(np.ones(2), track_grad_norms=1)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="`check_finite` must be a bool; got 'yes'"):
+    with pytest.raises(
+        TypeError, match="`check_finite` must be True or False; got 'yes' of type str"
+    ):
         Pipeline().compute(np.ones(2), check_finite="yes")  # type: ignore[arg-type]
 
 
@@ -246,7 +252,7 @@ def test_bad_flags() -> None:
 @pytest.mark.parametrize(("bad", "kind"), [(math.nan, "nan"), (math.inf, "inf")])
 def test_check_finite_names_the_entry(xp: Any, bad: float, kind: str) -> None:
     p = Pipeline().add("ok", "l1").add("bad", "l2")
-    x = _a(xp, [1.0, bad], "float64")
+    x = as_array(xp, [1.0, bad], "float64")
     _, metrics = p.compute(x)  # no check: the non-finite metrics are reported as they are
     assert not math.isfinite(metrics["bad"])
     with pytest.raises(NonFiniteError, match="entry 'ok'") as info:
@@ -323,20 +329,20 @@ def test_multipipeline_values(xp: Any, dtype_name: str) -> None:
         .add("mse", "consistency", inputs=("a", "b"), weight=2.0)
         .add("reg", "l2", inputs=("a",), weight=0.5)
     )
-    a, b = _a(xp, [1, 2, 3], dtype_name), _a(xp, [1.5, 2.5, 3.5], dtype_name)
+    a, b = as_array(xp, [1, 2, 3], dtype_name), as_array(xp, [1.5, 2.5, 3.5], dtype_name)
     total, metrics = p.compute({"a": a, "b": b})
     assert metrics == pytest.approx(
         {"mse": 0.25, "mse_weighted": 0.5, "reg": 14.0, "reg_weighted": 7.0, "total": 7.5},
         rel=1e-6,
     )
-    assert_close(total, _a(xp, 7.5, dtype_name))
-    assert_close(p.compute_total({"a": a, "b": b}), _a(xp, 7.5, dtype_name))
+    assert_close(total, as_array(xp, 7.5, dtype_name))
+    assert_close(p.compute_total({"a": a, "b": b}), as_array(xp, 7.5, dtype_name))
 
 
 def test_multipipeline_missing_input_names_entry_and_input(xp: Any) -> None:
     p = MultiPipeline().add("mse", "consistency", inputs=("student", "teacher"))
     with pytest.raises(KeyError, match=r"entry 'mse' needs input 'teacher'.*\['student'\]"):
-        p.compute({"student": _a(xp, [1.0], "float64")})
+        p.compute({"student": as_array(xp, [1.0], "float64")})
 
 
 def test_multipipeline_config_round_trip() -> None:

@@ -34,11 +34,7 @@ from arraypenalties import (
     telemetry,
     total_grad_norm,
 )
-from arraypenalties.testing import BackendCase, assert_close
-
-
-def _a(xp: Any, values: Any, dtype_name: str = "float64") -> Any:
-    return xp.asarray(values, dtype=getattr(xp, dtype_name))
+from arraypenalties.testing import BackendCase, as_array, assert_close
 
 
 def squares(x: Any) -> Any:  # module level: pickled by reference
@@ -144,7 +140,7 @@ def test_backend_error_propagates_from_every_tracking_path(
 ) -> None:
     """A gradient the backend refuses raises; it never becomes a `_grad_norm_error` flag."""
     xp = ad_case.xp
-    x = _a(xp, [1.0, 2.0])
+    x = as_array(xp, [1.0, 2.0])
     backend = get_backend(x)
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
@@ -211,13 +207,13 @@ def test_unknown_option_raises_at_add_naming_entry_and_option() -> None:
 
 
 def test_extra_args_reach_only_the_entries_that_accept_them(xp: Any) -> None:
-    x = _a(xp, [[0.0, math.log(0.5), math.log(0.5)]])  # log-probs: entropy ln 2
+    x = as_array(xp, [[0.0, math.log(0.5), math.log(0.5)]])  # log-probs: entropy ln 2
     p = Pipeline().add("l1", "l1").add("ent", "entropy", opts={"mode": "value"})
     base = math.log(0.5) * -2
     _, metrics = p.compute(x, extra_args={"lam": 2.0})
     assert metrics["l1"] == pytest.approx(2 * base, rel=1e-12)
     assert metrics["ent"] == pytest.approx(math.log(2), rel=1e-12)  # unchanged, no TypeError
-    assert_close(p.compute_total(x, extra_args={"lam": 2.0}), _a(xp, 2 * base + math.log(2)))
+    assert_close(p.compute_total(x, extra_args={"lam": 2.0}), as_array(xp, 2 * base + math.log(2)))
     with pytest.raises(InvalidValueError, match=r"`extra_args` option 'lamda' is accepted by no"):
         p.compute(x, extra_args={"lamda": 2.0})
     with pytest.raises(InvalidValueError, match="`extra_args` option 'lamda'"):
@@ -286,7 +282,7 @@ def test_complex_entry_raises_naming_the_entry(xp: Any) -> None:
         return xp.astype(xp.sum(x), xp.complex64) * (1 + 1j)
 
     p = Pipeline().add("ok", "l1").add("rot", rotated)
-    x = _a(xp, [1.0, 2.0])
+    x = as_array(xp, [1.0, 2.0])
     with pytest.raises(InvalidTypeError, match=r"entry 'rot' must return a real 0-d array"):
         p.compute(x)
     with pytest.raises(InvalidTypeError, match="entry 'rot'"):
@@ -302,7 +298,7 @@ def test_complex_entry_raises_while_tracking(grad_case: BackendCase) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # finite-difference notices
         with pytest.raises(InvalidTypeError, match="entry 'rot'"):
-            Pipeline().add("rot", rotated).compute(_a(xp, [1.0]), track_grad_norms=True)
+            Pipeline().add("rot", rotated).compute(as_array(xp, [1.0]), track_grad_norms=True)
 
 
 def test_telemetry_handlers_receive_copies() -> None:
@@ -347,9 +343,9 @@ def _pipelines() -> tuple[Pipeline, MultiPipeline]:
 @pytest.mark.parametrize("how", ["pickle", "deepcopy"])
 def test_pickle_and_deepcopy_round_trip_with_identical_results(xp: Any, how: str) -> None:
     single, multi = _pipelines()
-    x = _a(xp, [0.5, -1.0, 2.0])
-    lp = _a(xp, [math.log(0.5), math.log(0.25), math.log(0.25)])
-    lq = _a(xp, [math.log(0.25), math.log(0.5), math.log(0.25)])
+    x = as_array(xp, [0.5, -1.0, 2.0])
+    lp = as_array(xp, [math.log(0.5), math.log(0.25), math.log(0.25)])
+    lq = as_array(xp, [math.log(0.25), math.log(0.5), math.log(0.25)])
     single.compute(x)  # a pipeline that has computed (its cache filled) still copies
     for original, arg in ((single, x), (multi, {"p": lp, "q": lq})):
         if how == "pickle":

@@ -153,7 +153,7 @@ def test_unknown_kind_is_a_value_and_key_error() -> None:
         (
             lambda: exponential_decay(1.0, rate=0.5, steps=1, staircase=1),
             InvalidTypeError,
-            "`staircase` must be a bool",
+            "`staircase` must be True or False",
         ),  # type: ignore[arg-type]
         (lambda: cosine(math.nan), InvalidValueError, "`init` must be finite"),
         (

@@ -22,11 +22,7 @@ from arraypenalties import (
     total_grad_norm,
 )
 from arraypenalties._lib.namespace import get_xp
-from arraypenalties.testing import BackendCase, assert_close, to_numpy
-
-
-def _a(xp: Any, values: Any, dtype_name: str) -> Any:
-    return xp.asarray(values, dtype=getattr(xp, dtype_name))
+from arraypenalties.testing import BackendCase, as_array, assert_close, to_numpy
 
 
 def _rel(case: BackendCase, dtype_name: str) -> float:
@@ -78,7 +74,7 @@ def argmax(x: Any) -> Any:
 def test_grad_norm_parity(
     grad_case: BackendCase, dtype_name: str, fn: Any, values: list[float], expected: float
 ) -> None:
-    x = _a(grad_case.xp, values, dtype_name)
+    x = as_array(grad_case.xp, values, dtype_name)
     with _gradient_warnings(grad_case):
         norm = grad_norm(fn, x)
     assert type(norm) is float
@@ -88,7 +84,7 @@ def test_grad_norm_parity(
 def test_compute_tracking_l1_parity(grad_case: BackendCase, dtype_name: str) -> None:
     p = Pipeline().add("l1", "l1")
     with _gradient_warnings(grad_case):
-        _, metrics = p.compute(_a(grad_case.xp, [1, 1, 1], dtype_name), track_grad_norms=True)
+        _, metrics = p.compute(as_array(grad_case.xp, [1, 1, 1], dtype_name), track_grad_norms=True)
     rel = _rel(grad_case, dtype_name)
     assert metrics["l1_grad_norm"] == pytest.approx(math.sqrt(3), rel=rel)
     assert metrics["total_grad_norm"] == pytest.approx(math.sqrt(3), rel=rel)
@@ -98,7 +94,7 @@ def test_compute_tracking_l1_parity(grad_case: BackendCase, dtype_name: str) -> 
 def test_unweighted_entry_norms_and_weighted_total(grad_case: BackendCase, dtype_name: str) -> None:
     # ∇Σx = 1 (√3), ∇Σx² = 2x (√56, unweighted); ∇(Σx + 0.5·Σx²) = 1 + x = [2, 3, 4] → √29
     p = Pipeline().add("sum", total).add("sq", "l2", weight=0.5)
-    x = _a(grad_case.xp, [1, 2, 3], dtype_name)
+    x = as_array(grad_case.xp, [1, 2, 3], dtype_name)
     rel = _rel(grad_case, dtype_name)
     with _gradient_warnings(grad_case):
         _, metrics = p.compute(x, track_grad_norms=True)
@@ -115,7 +111,7 @@ def test_unweighted_entry_norms_and_weighted_total(grad_case: BackendCase, dtype
 
 def test_extra_args_reach_gradient_norms(grad_case: BackendCase) -> None:
     p = Pipeline().add("l1", "l1", opts={"lam": 0.5})
-    x = _a(grad_case.xp, [1, -2, 3], "float64")
+    x = as_array(grad_case.xp, [1, -2, 3], "float64")
     with _gradient_warnings(grad_case):
         _, metrics = p.compute(x, extra_args={"lam": 2.0}, track_grad_norms=True)
     assert metrics["l1_grad_norm"] == pytest.approx(2 * math.sqrt(3))
@@ -131,7 +127,7 @@ def test_disabled_and_non_differentiable_entries_are_skipped(grad_case: BackendC
         .add("off", "l2", enabled=False)
         .add("logged", "l2", weight=10.0, differentiable=False)
     )
-    x = _a(grad_case.xp, [1, 1, 1], "float64")
+    x = as_array(grad_case.xp, [1, 1, 1], "float64")
     with _gradient_warnings(grad_case):
         _, metrics = p.compute(x, track_grad_norms=True)
     assert "off" not in metrics and "logged_grad_norm" not in metrics
@@ -140,7 +136,7 @@ def test_disabled_and_non_differentiable_entries_are_skipped(grad_case: BackendC
 
 
 def test_empty_and_nothing_to_track(grad_case: BackendCase) -> None:
-    x = _a(grad_case.xp, [1, 2], "float64")
+    x = as_array(grad_case.xp, [1, 2], "float64")
     assert total_grad_norm(Pipeline(), x) == 0.0
     assert pipeline_grad_norms(Pipeline(), x) == {}
     _, metrics = Pipeline().compute(x, track_grad_norms=True)
@@ -153,7 +149,7 @@ def test_empty_and_nothing_to_track(grad_case: BackendCase) -> None:
 # ----------------------------------------------------------------------------- failures
 def test_argmax_entry_gives_none_error_key_and_warning(grad_case: BackendCase) -> None:
     p = Pipeline().add("l1", "l1").add("am", argmax)
-    x = _a(grad_case.xp, [1, 3, 2], "float64")
+    x = as_array(grad_case.xp, [1, 3, 2], "float64")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         total_value, metrics = p.compute(x, track_grad_norms=True)
@@ -169,13 +165,13 @@ def test_argmax_entry_gives_none_error_key_and_warning(grad_case: BackendCase) -
     assert metrics["l1_grad_norm"] == pytest.approx(math.sqrt(3))
     assert metrics["total_grad_norm"] is None  # the total is not differentiable either
     assert metrics["am"] == 1.0 and metrics["total"] == pytest.approx(7.0)
-    assert_close(total_value, _a(grad_case.xp, 7.0, "float64"))
+    assert_close(total_value, as_array(grad_case.xp, 7.0, "float64"))
 
 
 def test_grad_norm_failure_returns_none(grad_case: BackendCase) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert grad_norm(argmax, _a(grad_case.xp, [1, 3, 2], "float64")) is None
+        assert grad_norm(argmax, as_array(grad_case.xp, [1, 3, 2], "float64")) is None
     assert any(issubclass(w.category, GradientTrackingWarning) for w in caught)
 
 
@@ -190,11 +186,11 @@ def test_autodiff_error_is_a_tracking_failure(ad_case: BackendCase) -> None:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        norm = grad_norm(detach_then_square, _a(xp, [1.0, 2.0], "float64"))
+        norm = grad_norm(detach_then_square, as_array(xp, [1.0, 2.0], "float64"))
     assert norm == 0.0 and not caught  # no dependence on x: a zero gradient, not a failure
     if ad_case.name == "jax":
         with pytest.warns(GradientTrackingWarning, match="python_branch"):
-            assert grad_norm(python_branch, _a(xp, [1.0, 2.0], "float64")) is None
+            assert grad_norm(python_branch, as_array(xp, [1.0, 2.0], "float64")) is None
 
 
 def test_non_scalar_output_raises_naming_the_entry(grad_case: BackendCase) -> None:
@@ -203,7 +199,7 @@ def test_non_scalar_output_raises_naming_the_entry(grad_case: BackendCase) -> No
         _gradient_warnings(grad_case),
         pytest.raises(ValueError, match="entry 'rows' must return a 0-d array"),
     ):
-        p.compute(_a(grad_case.xp, [1.0, 2.0], "float64"), track_grad_norms=True)
+        p.compute(as_array(grad_case.xp, [1.0, 2.0], "float64"), track_grad_norms=True)
 
 
 @pytest.mark.backend("dask")
@@ -220,7 +216,7 @@ def test_dask_tracking_raises_backend_error() -> None:
 # ----------------------------------------------------------------------------- linearity
 def test_gradient_of_total_is_weighted_sum_of_entry_gradients(ad_case: BackendCase) -> None:
     xp = ad_case.xp
-    x = _a(xp, [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], "float64")
+    x = as_array(xp, [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], "float64")
     p = (
         Pipeline()
         .add("l1", "l1", weight=0.3)
@@ -243,7 +239,7 @@ def test_multipipeline_norms_over_all_inputs(grad_case: BackendCase, dtype_name:
         return xp.sum((a - b) ** 2)
 
     p = MultiPipeline().add("a", "l2", inputs=("s",)).add("b", sq_diff, inputs=("s", "t"))
-    inputs = {"s": _a(xp, [1, 2], dtype_name), "t": _a(xp, [0, 0], dtype_name)}
+    inputs = {"s": as_array(xp, [1, 2], dtype_name), "t": as_array(xp, [0, 0], dtype_name)}
     rel = _rel(grad_case, dtype_name)
     with _gradient_warnings(grad_case):
         _, metrics = p.compute(inputs, track_grad_norms=True)
@@ -264,7 +260,7 @@ def test_multipipeline_mixed_float_dtypes(ad_case: BackendCase) -> None:
         return xp.sum(a * a) + xp.astype(xp.sum(b * b), a.dtype)
 
     p = MultiPipeline().add("r", record, inputs=("a", "b"))
-    inputs = {"a": _a(xp, [1, 2], "float32"), "b": _a(xp, [3], "float64")}
+    inputs = {"a": as_array(xp, [1, 2], "float32"), "b": as_array(xp, [3], "float64")}
     _, metrics = p.compute(inputs, track_grad_norms=True)
     assert seen["dtypes"] == (xp.float32, xp.float64)  # each input keeps its own dtype
     assert metrics["r_grad_norm"] == pytest.approx(math.sqrt(4 + 16 + 36), rel=1e-6)

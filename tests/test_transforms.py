@@ -17,7 +17,7 @@ import pytest
 from arraypenalties import ArrayPenaltiesError, InvalidTypeError, InvalidValueError
 from arraypenalties import transforms as T
 from arraypenalties._lib.namespace import get_xp
-from arraypenalties.testing import assert_close, to_numpy
+from arraypenalties.testing import assert_close, to_numpy, value_rtol
 from arraypenalties.transforms._base import overwrite_updates
 
 
@@ -58,10 +58,6 @@ def _to(xp: Any, host: Any, dtype_name: str) -> Any:
     return _map(lambda leaf: xp.asarray(leaf, dtype=getattr(xp, dtype_name)), host)
 
 
-def _rtol(dtype_name: str) -> float:
-    return 2e-5 if dtype_name == "float32" else 1e-12
-
-
 def _assert_tree_close(actual: Any, expected_host: Any, xp: Any, dtype_name: str) -> None:
     assert type(actual) is type(expected_host)
     pairs = zip(_leaves(actual), _leaves(expected_host), strict=True)
@@ -69,7 +65,7 @@ def _assert_tree_close(actual: Any, expected_host: Any, xp: Any, dtype_name: str
         assert_close(
             got,
             xp.asarray(want, dtype=getattr(xp, dtype_name)),
-            rtol=_rtol(dtype_name),
+            rtol=value_rtol(dtype_name),
             atol=1e-6 if dtype_name == "float32" else 1e-13,
         )
 
@@ -127,7 +123,7 @@ def test_clip_by_global_norm_closed_form_and_state(
     scale = min(1.0, max_norm / norm)
     _assert_tree_close(new, _map(lambda g: g * scale, g_host), xp, dtype_name)
     assert_close(
-        state.norm, xp.asarray(norm, dtype=getattr(xp, dtype_name)), rtol=_rtol(dtype_name)
+        state.norm, xp.asarray(norm, dtype=getattr(xp, dtype_name)), rtol=value_rtol(dtype_name)
     )
 
 
@@ -291,7 +287,7 @@ def test_results_keep_namespace_dtype_device_and_inputs_are_untouched(
         assert tuple(got.shape) == tuple(original.shape)
         assert array_api_compat.device(got) == array_api_compat.device(original)
     for leaf, host in zip(_leaves(g), _leaves(g_host), strict=True):  # pure: inputs unchanged
-        np.testing.assert_allclose(to_numpy(leaf), host, rtol=_rtol(dtype_name))
+        np.testing.assert_allclose(to_numpy(leaf), host, rtol=value_rtol(dtype_name))
 
 
 @pytest.mark.parametrize("make", ALL_TRANSFORMS)

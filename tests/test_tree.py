@@ -16,7 +16,7 @@ from arraypenalties import (
     l2,
     tree_penalty,
 )
-from arraypenalties.testing import assert_close, to_numpy
+from arraypenalties.testing import as_array, assert_close, to_numpy
 
 W = np.array([[1.0, -2.0], [0.5, 3.0]])
 B = np.array([0.25, -1.5])
@@ -28,15 +28,11 @@ class Pair(NamedTuple):
     bias: Any
 
 
-def _a(xp: Any, values: Any, dtype_name: str) -> Any:
-    return xp.asarray(values, dtype=getattr(xp, dtype_name))
-
-
 def _tree(xp: Any, dtype_name: str) -> dict[str, Any]:
     """Nested dict / list / NamedTuple / None; sum of squares = 15.25 + 2.3125 + 16."""
     return {
-        "dense": Pair(_a(xp, W, dtype_name), _a(xp, B, dtype_name)),
-        "extra": [_a(xp, S, dtype_name), None],
+        "dense": Pair(as_array(xp, W, dtype_name), as_array(xp, B, dtype_name)),
+        "extra": [as_array(xp, S, dtype_name), None],
     }
 
 
@@ -46,7 +42,7 @@ SQUARES = {"kernel": float((W**2).sum()), "bias": float((B**2).sum()), "scale": 
 def test_sum_over_nested_tree(xp: Any, dtype_name: str) -> None:
     result = tree_penalty(l2, _tree(xp, dtype_name), lam=0.5)
     expected = 0.5 * sum(SQUARES.values())
-    assert_close(result, _a(xp, expected, dtype_name))
+    assert_close(result, as_array(xp, expected, dtype_name))
     if hasattr(result, "compute"):  # dask stays lazy until asked
         assert hasattr(result, "dask")
 
@@ -54,7 +50,7 @@ def test_sum_over_nested_tree(xp: Any, dtype_name: str) -> None:
 def test_options_reach_every_leaf(xp: Any, dtype_name: str) -> None:
     result = tree_penalty(l1, _tree(xp, dtype_name), reduction="mean")
     expected = np.abs(W).mean() + np.abs(B).mean() + 4.0
-    assert_close(result, _a(xp, expected, dtype_name))
+    assert_close(result, as_array(xp, expected, dtype_name))
 
 
 def test_mask_tree_and_callable_agree(xp: Any, dtype_name: str) -> None:
@@ -62,7 +58,7 @@ def test_mask_tree_and_callable_agree(xp: Any, dtype_name: str) -> None:
     as_tree = {"dense": Pair(True, False), "extra": [False, None]}
     by_path = tree_penalty(l2, tree, mask=lambda path, leaf: path == ("dense", "kernel"))
     by_tree = tree_penalty(l2, tree, mask=as_tree)
-    expected = _a(xp, SQUARES["kernel"], dtype_name)
+    expected = as_array(xp, SQUARES["kernel"], dtype_name)
     assert_close(by_path, expected)
     assert_close(by_tree, expected)
 
@@ -79,19 +75,22 @@ def test_mask_callable_sees_paths_and_leaves(xp: Any) -> None:
 
 
 def test_fully_masked_is_zero_of_first_leaf_dtype(xp: Any) -> None:
-    tree = {"a": _a(xp, B, "float32"), "b": _a(xp, W, "float64")}
+    tree = {"a": as_array(xp, B, "float32"), "b": as_array(xp, W, "float64")}
     result = tree_penalty(l2, tree, mask=lambda path, leaf: False)
-    assert_close(result, _a(xp, 0.0, "float32"))
+    assert_close(result, as_array(xp, 0.0, "float32"))
 
 
 def test_mixed_precision_leaves_promote(xp: Any) -> None:
-    tree = {"a": _a(xp, B, "float32"), "b": _a(xp, W, "float64")}
+    tree = {"a": as_array(xp, B, "float32"), "b": as_array(xp, W, "float64")}
     result = tree_penalty(l2, tree)
-    assert_close(result, _a(xp, SQUARES["kernel"] + SQUARES["bias"], "float64"), rtol=1e-7)
+    assert_close(result, as_array(xp, SQUARES["kernel"] + SQUARES["bias"], "float64"), rtol=1e-7)
 
 
 def test_named_pairs_read_as_dict_by_name(xp: Any, dtype_name: str) -> None:
-    pairs = [("layer.weight", _a(xp, W, dtype_name)), ("layer.bias", _a(xp, B, dtype_name))]
+    pairs = [
+        ("layer.weight", as_array(xp, W, dtype_name)),
+        ("layer.bias", as_array(xp, B, dtype_name)),
+    ]
     paths: list[tuple[Any, ...]] = []
 
     def no_bias(path: tuple[Any, ...], leaf: Any) -> bool:
@@ -99,21 +98,21 @@ def test_named_pairs_read_as_dict_by_name(xp: Any, dtype_name: str) -> None:
         return not path[0].endswith("bias")
 
     result = tree_penalty(l2, iter(pairs), mask=no_bias)
-    assert_close(result, _a(xp, SQUARES["kernel"], dtype_name))
+    assert_close(result, as_array(xp, SQUARES["kernel"], dtype_name))
     assert sorted(paths) == [("layer.bias",), ("layer.weight",)]
     masked = tree_penalty(l2, pairs, mask={"layer.weight": False, "layer.bias": True})
-    assert_close(masked, _a(xp, SQUARES["bias"], dtype_name))
+    assert_close(masked, as_array(xp, SQUARES["bias"], dtype_name))
 
 
 def test_a_single_array_and_a_plain_iterable(xp: Any) -> None:
-    x = _a(xp, W, "float64")
-    assert_close(tree_penalty(l2, x), _a(xp, SQUARES["kernel"], "float64"))
-    both = tree_penalty(l2, iter([x, _a(xp, B, "float64")]))
-    assert_close(both, _a(xp, SQUARES["kernel"] + SQUARES["bias"], "float64"))
+    x = as_array(xp, W, "float64")
+    assert_close(tree_penalty(l2, x), as_array(xp, SQUARES["kernel"], "float64"))
+    both = tree_penalty(l2, iter([x, as_array(xp, B, "float64")]))
+    assert_close(both, as_array(xp, SQUARES["kernel"] + SQUARES["bias"], "float64"))
 
 
 def test_gradient_matches_closed_form(grad_xp: Any, dtype_name: str) -> None:
-    w, b = _a(grad_xp, W, dtype_name), _a(grad_xp, B, dtype_name)
+    w, b = as_array(grad_xp, W, dtype_name), as_array(grad_xp, B, dtype_name)
     backend = get_backend(w)
 
     def loss(x: Any) -> Any:  # d/dx of 0.5·(Σx² + Σb²) with the bias masked out: x
@@ -174,7 +173,7 @@ def test_named_parameters_and_torch_compile_fullgraph() -> None:
 
 
 def test_bad_input(xp: Any) -> None:
-    x = _a(xp, W, "float64")
+    x = as_array(xp, W, "float64")
     with pytest.raises(InvalidValueError, match="`tree` must hold at least one array"):
         tree_penalty(l2, {"a": [], "b": None})
     with pytest.raises(InvalidTypeError, match="`tree` must be"):

@@ -23,8 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from arraypenalties._lib.checks import check_real
-from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.checks import check_int
 from arraypenalties.backends import get_backend
 from arraypenalties.backends.primitives import fused_kernel, has_autodiff
 
@@ -56,17 +55,6 @@ def row_fn(fn: Callable[..., Any], **options: Any) -> RowFn:
     """``fn`` with keyword ``options`` bound, as a hashable :class:`RowFn` (each call site
     passes its options in one fixed order, so equal calls give equal keys)."""
     return RowFn(fn, tuple(options.items()))
-
-
-def _check_bytes(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        check_real(value, name)  # the type error for non-numbers
-        msg = f"`{name}` must be an int number of bytes; got {value!r}"
-        raise InvalidTypeError(msg)
-    if value < 1:
-        msg = f"`{name}` must be >= 1 (bytes); got {value}"
-        raise InvalidValueError(msg)
-    return value
 
 
 @contextlib.contextmanager
@@ -113,11 +101,13 @@ def chunking(
     True
     """
     new = ChunkSettings(
-        SETTINGS.threshold_bytes if threshold_bytes is None else threshold_bytes,
-        SETTINGS.chunk_bytes if chunk_bytes is None else chunk_bytes,
+        SETTINGS.threshold_bytes
+        if threshold_bytes is None
+        else check_int(threshold_bytes, "threshold_bytes", low=1),
+        SETTINGS.chunk_bytes
+        if chunk_bytes is None
+        else check_int(chunk_bytes, "chunk_bytes", low=1),
     )
-    _check_bytes(new.threshold_bytes, "threshold_bytes")
-    _check_bytes(new.chunk_bytes, "chunk_bytes")
     old = ChunkSettings(SETTINGS.threshold_bytes, SETTINGS.chunk_bytes)
     SETTINGS.threshold_bytes, SETTINGS.chunk_bytes = new.threshold_bytes, new.chunk_bytes
     try:

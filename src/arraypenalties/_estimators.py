@@ -9,19 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from arraypenalties._lib.checks import check_choice
+from arraypenalties._lib.checks import check_choice, check_reduction_over, prepare_pair
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties._lib.namespace import get_xp
-from arraypenalties._logspace import (
-    cap_at,
-    check_reduction_over,
-    finish,
-    floor_at,
-    lowest,
-    prepare_pair,
-    to_working,
-    working_dtype,
-)
+from arraypenalties._logspace import cap_at, finish, floor_at, lowest, to_working, working_dtype
 
 __all__ = ["kl_estimate"]
 

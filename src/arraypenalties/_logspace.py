@@ -1,4 +1,4 @@
-"""Shared core of the divergences and constraints: option checks, dtypes, stable KL rows.
+"""Shared core of the divergences and constraints: working dtypes and stable KL rows.
 
 Everything here works on log-probabilities along one ``axis`` and uses only
 ``xp.*`` calls, so it traces under ``jax.jit`` / ``torch.compile`` and stays lazy
@@ -10,13 +10,8 @@ neither the value nor the gradient ever sees ``0 · inf``.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
-from arraypenalties._lib.checks import check_choice, check_real, check_real_floating
-from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
-from arraypenalties._lib.namespace import get_xp
 from arraypenalties.backends.primitives import (
     fuses_elementwise,
     numpy_backed,
@@ -24,8 +19,6 @@ from arraypenalties.backends.primitives import (
     run_fused,
     stop_gradient,
 )
-
-REDUCTIONS = ("sum", "mean", "none")
 
 # (dtype type, dtype) -> the dtype computations run in (float16 / bfloat16 -> float32)
 _WORKING: dict[tuple[type, Any], Any] = {}
@@ -54,98 +47,6 @@ def _finfo(dtype: Any, name: str, xp: Any) -> float:
     if found is None:
         found = _FINFO[key] = float(getattr(xp.finfo(dtype), name))
     return found
-
-
-def check_bool(value: object, name: str) -> bool:
-    """Return ``value`` if it is a Python ``bool``; raise naming ``name`` otherwise."""
-    if not isinstance(value, bool):
-        msg = f"`{name}` must be True or False; got {value!r} of type {type(value).__name__}"
-        raise InvalidTypeError(msg)
-    return value
-
-
-def check_positive(value: object, name: str) -> float:
-    """Return ``value`` as a float if it is a finite real number ``> 0``."""
-    number = check_real(value, name)
-    if not number > 0:
-        msg = f"`{name}` must be finite and > 0; got {value!r}"
-        raise InvalidValueError(msg)
-    return number
-
-
-def check_optional_positive(value: object, name: str) -> float | None:
-    """``None`` or a finite real number ``> 0``."""
-    if value is None:
-        return None
-    try:
-        return check_positive(value, name)
-    except InvalidTypeError:
-        msg = f"`{name}` must be None or a real number > 0; got {value!r}"
-        raise InvalidTypeError(msg) from None
-
-
-def check_axis(axis: object, ndim: int, array_name: str) -> int:
-    """Return ``axis`` normalised to ``[0, ndim)``; the array must have ``ndim >= 1``."""
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        msg = f"`axis` must be an int; got {axis!r} of type {type(axis).__name__}"
-        raise InvalidTypeError(msg)
-    if ndim == 0:
-        msg = (
-            f"`{array_name}` must have at least 1 dimension (the distribution axis); "
-            "got a 0-d array"
-        )
-        raise InvalidValueError(msg)
-    if not -ndim <= axis < ndim:
-        msg = f"`axis` must be in [{-ndim}, {ndim - 1}] for {ndim}-dimensional inputs; got {axis}"
-        raise InvalidValueError(msg)
-    return axis % ndim
-
-
-def check_reduction_over(reduction: object, shape: Sequence[Any]) -> str:
-    """Validate ``reduction`` for per-sample values of ``shape`` (a mean needs one)."""
-    check_choice(reduction, "reduction", REDUCTIONS)
-    if reduction == "mean" and math.prod(shape) == 0:
-        msg = (
-            "`reduction` 'mean' needs at least one per-sample value; got per-sample "
-            f"shape {tuple(shape)}"
-        )
-        raise InvalidValueError(msg)
-    return str(reduction)
-
-
-def prepare_pair(
-    a: Any, b: Any, names: tuple[str, str], broadcast: object, xp: Any
-) -> tuple[Any, Any, Any, Any]:
-    """Check a pair of inputs; return ``(xp, a, b, out_dtype)`` with equal shapes.
-
-    Different floating dtypes are promoted (``xp.result_type``); the result is
-    returned in the promoted dtype. Shapes must match unless ``broadcast``.
-    """
-    check_bool(broadcast, "broadcast")
-    if xp is None:
-        xp = get_xp(a, b, names=names)
-    check_real_floating(a, names[0], xp)
-    check_real_floating(b, names[1], xp)
-    shape_a, shape_b = tuple(a.shape), tuple(b.shape)
-    if shape_a != shape_b:
-        if not broadcast:
-            msg = (
-                f"`{names[0]}` has shape {shape_a} but `{names[1]}` has shape {shape_b}; "
-                "paired inputs must have equal shapes (pass broadcast=True to broadcast them)"
-            )
-            raise InvalidValueError(msg)
-        try:
-            a, b = xp.broadcast_arrays(a, b)
-        except (ValueError, RuntimeError):
-            msg = (
-                f"`{names[0]}` with shape {shape_a} and `{names[1]}` with shape {shape_b} "
-                "cannot be broadcast together"
-            )
-            raise InvalidValueError(msg) from None
-    out_dtype = a.dtype
-    if a.dtype != b.dtype:
-        out_dtype = xp.result_type(a.dtype, b.dtype)
-    return xp, a, b, out_dtype
 
 
 def to_working(x: Any, work: Any, xp: Any) -> Any:

@@ -10,16 +10,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from arraypenalties._lib.checks import check_choice, check_real_floating
+from arraypenalties._lib.checks import (
+    check_axis,
+    check_bool,
+    check_choice,
+    check_real_floating,
+    check_reduction_over,
+    prepare_pair,
+)
 from arraypenalties._lib.errors import InvalidValueError
 from arraypenalties._lib.namespace import device_of, get_xp
 from arraypenalties._logspace import (
-    check_axis,
-    check_bool,
-    check_reduction_over,
     finish,
     floor_at,
-    prepare_pair,
     row_dot,
     symmetric_kl_rows,
     to_working,

@@ -16,19 +16,18 @@ from typing import Any
 from arraypenalties._chunked import chunking, row_fn, rows_in_chunks
 from arraypenalties._divergence_rows import js_values, kl_values, neg_entropy_values
 from arraypenalties._estimators import kl_estimate
-from arraypenalties._lib.checks import check_choice, check_real_floating
-from arraypenalties._lib.namespace import get_xp
-from arraypenalties._logspace import (
+from arraypenalties._lib.checks import (
     check_axis,
     check_bool,
+    check_choice,
     check_optional_positive,
     check_positive,
+    check_real_floating,
     check_reduction_over,
-    finish,
     prepare_pair,
-    to_working,
-    working_dtype,
 )
+from arraypenalties._lib.namespace import get_xp
+from arraypenalties._logspace import finish, to_working, working_dtype
 
 __all__ = [
     "chunking",

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from arraypenalties._lib.checks import check_real
+from arraypenalties._lib.checks import check_bool, check_real
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, UnknownNameError
 
 __all__ = [
@@ -256,7 +256,7 @@ def exponential_decay(
     if length is None:
         msg = "`steps` must be a number for exponential_decay; got None"
         raise InvalidValueError(msg)
-    _check_type(staircase, "staircase", (bool,), "a bool")
+    check_bool(staircase, "staircase")
     bound = None if end is None else check_real(end, "end")
     offset = check_real(begin, "begin", low=0.0)
     options: dict[str, Any] = {"init": start, "rate": factor, "steps": length}

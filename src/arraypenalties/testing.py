@@ -34,6 +34,7 @@ __all__ = [
     "gradient_rtol",
     "select_backends",
     "to_numpy",
+    "value_rtol",
 ]
 
 ENV_VAR = "ARRAYPENALTIES_TEST_BACKENDS"
@@ -175,6 +176,16 @@ def float16_namespace(case: BackendCase) -> Any:
 
         pytest.skip(f"the {case.name} namespace exposes no float16 (the Array API has none)")
     return xp
+
+
+def value_rtol(dtype_name: str) -> float:
+    """The tolerance of a value against its float64 reference: 2e-6 in float32, 1e-12 in float64.
+
+    >>> from arraypenalties.testing import value_rtol
+    >>> value_rtol("float32"), value_rtol("float64")
+    (2e-06, 1e-12)
+    """
+    return 2e-6 if dtype_name == "float32" else 1e-12
 
 
 def gradient_rtol(case: BackendCase, dtype_name: str) -> float:

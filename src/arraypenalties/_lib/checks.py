@@ -14,17 +14,23 @@ from numbers import Real
 from typing import Any, cast
 
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
+from arraypenalties._lib.namespace import get_xp
 
 __all__ = [
     "REDUCTIONS",
+    "check_axis",
     "check_bool",
     "check_choice",
     "check_int",
+    "check_optional_positive",
+    "check_positive",
     "check_real",
     "check_real_floating",
     "check_reduction",
+    "check_reduction_over",
     "element_count",
     "is_real_floating",
+    "prepare_pair",
 ]
 
 REDUCTIONS = ("sum", "mean", "none")
@@ -147,3 +153,85 @@ def check_reduction(reduction: object, x: Any) -> str:
         )
         raise InvalidValueError(msg)
     return str(reduction)
+
+
+def check_positive(value: object, name: str) -> float:
+    """Return ``value`` as a float if it is a finite real number ``> 0``."""
+    number = check_real(value, name)
+    if not number > 0:
+        msg = f"`{name}` must be finite and > 0; got {value!r}"
+        raise InvalidValueError(msg)
+    return number
+
+
+def check_optional_positive(value: object, name: str) -> float | None:
+    """``None`` or a finite real number ``> 0``."""
+    if value is None:
+        return None
+    try:
+        return check_positive(value, name)
+    except InvalidTypeError:
+        msg = f"`{name}` must be None or a real number > 0; got {value!r}"
+        raise InvalidTypeError(msg) from None
+
+
+def check_axis(axis: object, ndim: int, array_name: str) -> int:
+    """Return ``axis`` normalised to ``[0, ndim)``; the array must have ``ndim >= 1``."""
+    axis = check_int(axis, "axis")  # numpy integers too (the one rule for int-like options)
+    if ndim == 0:
+        msg = (
+            f"`{array_name}` must have at least 1 dimension (the distribution axis); "
+            "got a 0-d array"
+        )
+        raise InvalidValueError(msg)
+    if not -ndim <= axis < ndim:
+        msg = f"`axis` must be in [{-ndim}, {ndim - 1}] for {ndim}-dimensional inputs; got {axis}"
+        raise InvalidValueError(msg)
+    return axis % ndim
+
+
+def check_reduction_over(reduction: object, shape: Sequence[Any]) -> str:
+    """Validate ``reduction`` for per-sample values of ``shape`` (a mean needs one)."""
+    check_choice(reduction, "reduction", REDUCTIONS)
+    if reduction == "mean" and math.prod(shape) == 0:
+        msg = (
+            "`reduction` 'mean' needs at least one per-sample value; got per-sample "
+            f"shape {tuple(shape)}"
+        )
+        raise InvalidValueError(msg)
+    return str(reduction)
+
+
+def prepare_pair(
+    a: Any, b: Any, names: tuple[str, str], broadcast: object, xp: Any
+) -> tuple[Any, Any, Any, Any]:
+    """Check a pair of inputs; return ``(xp, a, b, out_dtype)`` with equal shapes.
+
+    Different floating dtypes are promoted (``xp.result_type``); the result is
+    returned in the promoted dtype. Shapes must match unless ``broadcast``.
+    """
+    check_bool(broadcast, "broadcast")
+    if xp is None:
+        xp = get_xp(a, b, names=names)
+    check_real_floating(a, names[0], xp)
+    check_real_floating(b, names[1], xp)
+    shape_a, shape_b = tuple(a.shape), tuple(b.shape)
+    if shape_a != shape_b:
+        if not broadcast:
+            msg = (
+                f"`{names[0]}` has shape {shape_a} but `{names[1]}` has shape {shape_b}; "
+                "paired inputs must have equal shapes (pass broadcast=True to broadcast them)"
+            )
+            raise InvalidValueError(msg)
+        try:
+            a, b = xp.broadcast_arrays(a, b)
+        except (ValueError, RuntimeError):
+            msg = (
+                f"`{names[0]}` with shape {shape_a} and `{names[1]}` with shape {shape_b} "
+                "cannot be broadcast together"
+            )
+            raise InvalidValueError(msg) from None
+    out_dtype = a.dtype
+    if a.dtype != b.dtype:
+        out_dtype = xp.result_type(a.dtype, b.dtype)
+    return xp, a, b, out_dtype

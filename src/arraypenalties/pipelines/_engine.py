@@ -25,7 +25,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 from array_api_compat import device as array_device
 
 from arraypenalties import telemetry
-from arraypenalties._lib.checks import is_real_floating
+from arraypenalties._lib.checks import check_bool, is_real_floating
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, NonFiniteError
 from arraypenalties.backends import get_backend, primitives
 from arraypenalties.backends.primitives import as_array
@@ -267,10 +267,6 @@ class _Run:
 
 
 # ----------------------------------------------------------------------------- compute
-def _check_bool(value: object, param: str) -> None:
-    if not isinstance(value, bool):
-        msg = f"`{param}` must be a bool; got {value!r}"
-        raise InvalidTypeError(msg)
 
 
 def _check_finite(metrics: Mapping[str, Any], names: Sequence[str]) -> None:
@@ -308,8 +304,8 @@ def _metrics(pipe: Computable, floats: list[float | None], layout: Layout, track
 def _compute(
     pipe: Computable, x: Any, extra_args: Any, track: object, check_finite: object
 ) -> tuple[Array, dict[str, Any]]:
-    _check_bool(track, "track_grad_norms")
-    _check_bool(check_finite, "check_finite")
+    check_bool(track, "track_grad_norms")
+    check_bool(check_finite, "check_finite")
     extra = check_extra_args(pipe._entries, extra_args)
     xp, arrays = pipe._inputs.arrays(x, pipe._active)
     run = _runner(pipe, xp, arrays, extra, bool(track))

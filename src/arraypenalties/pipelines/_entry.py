@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from arraypenalties._lib.checks import check_real
+from arraypenalties._lib.checks import check_bool, check_real
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties.pipelines._names import check_name, reference, resolve
 
@@ -165,13 +165,6 @@ class Entry:
         return (Entry, (self.name, fn, *fields, self.ref, self.accepts))
 
 
-def _check_bool(value: object, param: str) -> bool:
-    if not isinstance(value, bool):
-        msg = f"`{param}` must be a bool; got {value!r}"
-        raise InvalidTypeError(msg)
-    return value
-
-
 def _accepted_options(
     name: str, fn: Callable[..., Any], arrays: int, opts: Mapping[str, Any]
 ) -> frozenset[str] | None:
@@ -292,8 +285,8 @@ def make_entry(
         fn=fn,
         weight=check_real(weight, "weight"),
         opts=Options(opts),
-        enabled=_check_bool(enabled, "enabled"),
-        differentiable=_check_bool(differentiable, "differentiable"),
+        enabled=check_bool(enabled, "enabled"),
+        differentiable=check_bool(differentiable, "differentiable"),
         inputs=checked_inputs,
         ref=ref,
         accepts=accepts,
@@ -303,7 +296,7 @@ def make_entry(
 def changed(entry: Entry, *, weight: object = None, enabled: object = None) -> Entry:
     """``entry`` with a new weight or enabled flag (checked; the rest is unchanged)."""
     new_weight = entry.weight if weight is None else check_real(weight, "weight")
-    new_enabled = entry.enabled if enabled is None else _check_bool(enabled, "enabled")
+    new_enabled = entry.enabled if enabled is None else check_bool(enabled, "enabled")
     fields = (entry.opts, new_enabled, entry.differentiable, entry.inputs, entry.ref)
     return Entry(entry.name, entry.fn, new_weight, *fields, accepts=entry.accepts)
 

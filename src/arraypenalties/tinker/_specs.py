@@ -14,7 +14,6 @@ __all__ = [
     "ON_NONFINITE",
     "RegularizerError",
     "RegularizerSpec",
-    "check_bool",
     "check_callable",
     "check_on_nonfinite",
     "check_specs",
@@ -108,7 +107,10 @@ def _checked(fn: object, weight: object, name: object, enabled: object) -> float
         msg = f"`weight` of regularizer {name!r} must be finite and >= 0; got {weight!r}"
         raise InvalidValueError(msg)
     if not isinstance(enabled, bool):
-        msg = f"`enabled` of regularizer {name!r} must be a bool; got {enabled!r}"
+        msg = (
+            f"`enabled` of regularizer {name!r} must be True or False; got {enabled!r} "
+            f"of type {type(enabled).__name__}"
+        )
         raise InvalidTypeError(msg)
     return float(weight)
 
@@ -145,12 +147,6 @@ def check_callable(value: object, name: str, *, optional: bool = False) -> None:
     allowed = "callable or None" if optional else "callable"
     msg = f"`{name}` must be {allowed}; got {value!r}"
     raise InvalidTypeError(msg)
-
-
-def check_bool(value: object, name: str) -> None:
-    if not isinstance(value, bool):
-        msg = f"`{name}` must be a bool; got {value!r}"
-        raise InvalidTypeError(msg)
 
 
 # built-in terms whose graph reaches every datum's log-probs (they concatenate them all):

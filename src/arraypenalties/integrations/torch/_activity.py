@@ -8,11 +8,11 @@ from typing import Any
 
 import torch
 
+from arraypenalties._lib.checks import check_bool
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, UnknownNameError
 from arraypenalties._lib.namespace import describe_type
 from arraypenalties.backends import primitives
 from arraypenalties.integrations.torch._common import (
-    check_bool,
     check_penalty,
     check_weight,
     inner_module,

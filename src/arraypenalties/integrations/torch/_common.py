@@ -8,14 +8,12 @@ from typing import Any
 import torch
 
 from arraypenalties._lib.checks import check_real
-from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, UnknownNameError
+from arraypenalties._lib.errors import InvalidTypeError, UnknownNameError
 from arraypenalties._lib.namespace import describe_type
 from arraypenalties.pipelines import known_penalties
 
 __all__ = [
-    "check_bool",
     "check_callable",
-    "check_int",
     "check_opts",
     "check_penalty",
     "check_weight",
@@ -90,20 +88,3 @@ def check_callable(value: object, name: str, what: str) -> None:
     if not callable(value):
         msg = f"`{name}` must be {what}; got {describe_type(value)}"
         raise InvalidTypeError(msg)
-
-
-def check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        msg = f"`{name}` must be a bool; got {value!r}"
-        raise InvalidTypeError(msg)
-    return value
-
-
-def check_int(value: object, name: str, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        msg = f"`{name}` must be an int; got {value!r}"
-        raise InvalidTypeError(msg)
-    if value < low:
-        msg = f"`{name}` must be >= {low}; got {value!r}"
-        raise InvalidValueError(msg)
-    return value

@@ -10,11 +10,11 @@ from typing import Any
 
 import torch
 
+from arraypenalties._lib.checks import check_int
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties._lib.namespace import describe_type
 from arraypenalties.integrations.torch._common import (
     check_callable,
-    check_int,
     check_opts,
     check_penalty,
     check_weight,

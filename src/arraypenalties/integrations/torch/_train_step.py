@@ -9,12 +9,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from arraypenalties._lib.checks import check_int
 from arraypenalties._lib.errors import InvalidTypeError, UnknownNameError
 from arraypenalties.backends import primitives
 from arraypenalties.integrations.torch._activity import ActivityRegularizer
 from arraypenalties.integrations.torch._common import (
     check_callable,
-    check_int,
     check_opts,
     inner_module,
 )
