@@ -227,15 +227,24 @@ def test_no_module_outside_backends_names_a_framework() -> None:
     offenders = []
     for path in root.rglob("*.py"):
         relative = path.relative_to(root).as_posix()
-        # the CLI and the test catalogue import frameworks on purpose; the numpy fast
-        # path of transforms/_base.py is still to move into the backends
-        exempt = ("_cli.py", "testing.py")
+        # the test catalogue (one line per backend) imports frameworks on purpose; the
+        # namespace seam imports the two compat namespaces that are found by module
+        # (import statements, so torch.compile traces a first call), below the registry
+        exempt = ("testing.py", "_lib/namespace.py")
         if relative.startswith(("backends/", "integrations/", "tinker/")) or relative in exempt:
             continue
         text = path.read_text()
         framework_test = re.search(
             r"__name__\s+in\b|\bin\s+xp\.__name__|__name__\.startswith", text
         )
-        if framework_test or "sys.modules[" in text or "import importlib" in text:
+        framework_import = re.search(
+            r"^\s*(?:import|from)\s+(?:torch|jax|jaxlib|cupy|dask|array_api_strict)\b", text, re.M
+        )
+        if (
+            framework_test
+            or framework_import
+            or "sys.modules[" in text
+            or "import importlib" in text
+        ):
             offenders.append(relative)
     assert offenders == []

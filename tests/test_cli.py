@@ -281,7 +281,7 @@ def test_demo_unknown_backend_lists_every_known_one(capsys: pytest.CaptureFixtur
 def test_demo_cupy_without_a_gpu_is_explained(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from arraypenalties import _cli
+    from arraypenalties.backends import _frameworks
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(  # cupy "installed", but no device
@@ -289,7 +289,7 @@ def test_demo_cupy_without_a_gpu_is_explained(
         "find_spec",
         lambda name, *args: object() if name == "cupy" else real_find_spec(name, *args),
     )
-    monkeypatch.setattr(_cli, "_cupy_devices", lambda: "no GPU")
+    monkeypatch.setattr(_frameworks, "_cupy_devices", lambda: "no GPU")
     assert main(["demo", "--backends", "cupy"]) == 1
     err = capsys.readouterr().err
     assert "skipping cupy: installed, but there is no usable GPU" in err

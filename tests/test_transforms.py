@@ -640,7 +640,7 @@ def test_main_hyperparameter_is_positional_and_other_options_keyword_only(xp: An
 
 
 def test_tree_helper_round_trips_and_describes_structures() -> None:
-    from arraypenalties.transforms._tree import flatten, leaf_paths, unflatten
+    from arraypenalties.tree import flatten, leaf_paths, unflatten
 
     tree = {"z": [1, (2, None)], "a": Stats(mu=3, scale={"k": 4})}
     leaves, treedef = flatten(tree)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from arraypenalties import transforms as T
-from arraypenalties.transforms._tree import flatten
+from arraypenalties.tree import flatten
 
 
 def _flax_shapes() -> dict[str, tuple[int, ...]]:

@@ -6,18 +6,15 @@ Application code: unlike the library it converts 0-d arrays to Python floats, to
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
-import importlib.metadata
-import importlib.util
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import arraypenalties
 from arraypenalties.backends import Backend
+from arraypenalties.backends._frameworks import FRAMEWORKS
 
 __all__ = ["DEMO_BACKENDS", "DEMO_X", "KNOWN_BACKENDS", "build_parser", "main"]
 
@@ -25,15 +22,6 @@ DEMO_X = (0.5, -1.0, 2.0, -0.25, 0.0, 1.5)
 DEMO_BACKENDS = ("numpy", "torch", "jax", "array_api_strict", "dask")
 # what `demo --backends` accepts: cupy runs only where a GPU is, so it is not in the default
 KNOWN_BACKENDS = (*DEMO_BACKENDS, "cupy")
-_CUPY_HINT = "pip install cupy-cuda12x (or the wheel for your CUDA); it needs an NVIDIA GPU"
-
-# framework -> the pip distributions that provide it (cupy ships one wheel per CUDA major)
-_DISTRIBUTIONS = {name: (name,) for name in ("numpy", "torch", "jax", "jaxlib")} | {
-    "array_api_strict": ("array-api-strict",),
-    "dask": ("dask",),
-    "cupy": ("cupy", "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x"),
-}
-_NAMESPACES = {"jax": "jax.numpy", "dask": "dask.array"}
 DEMO_PIPELINE = (
     arraypenalties.Pipeline(name="demo")
     .add("l1", "l1", weight=0.1)
@@ -48,64 +36,6 @@ _SUBGRADIENT_NOTE = (
     "|x| has no derivative at x = 0.0; backends pick their own subgradient there "
     "(torch and finite differences 0, jax 1), so l1 and elastic_net grad norms may differ."
 )
-
-
-def _version(framework: str) -> str | None:
-    for distribution in _DISTRIBUTIONS[framework]:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            return importlib.metadata.version(distribution)
-    return None
-
-
-def _cupy_devices() -> str:
-    try:
-        import cupy
-
-        count = int(cupy.cuda.runtime.getDeviceCount())
-    except Exception:  # no driver, no GPU or a broken CUDA install
-        return "no GPU"
-    return f"{count} GPU(s)" if count else "no GPU"
-
-
-def _devices(framework: str) -> str:
-    """Devices of an installed framework, or ``""`` for frameworks without that notion."""
-    try:
-        if framework == "torch":
-            import torch
-
-            cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            return ", ".join(["cpu", *(f"cuda:{i}" for i in range(cuda))])
-        if framework == "jax":
-            import jax
-
-            return ", ".join(f"{device.platform}:{device.id}" for device in jax.devices())
-        if framework == "cupy":
-            return _cupy_devices()
-    except Exception as exc:  # a broken install must not crash `info`
-        return f"error: {type(exc).__name__}: {exc}"
-    return ""
-
-
-@contextlib.contextmanager
-def _float64(framework: str) -> Iterator[None]:
-    """Enable jax's float64 for the block only and restore the previous setting."""
-    if framework != "jax":
-        yield
-        return
-    import jax
-
-    config: Any = jax.config  # untyped in jax's stubs
-    previous = config.read("jax_enable_x64")
-    config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        config.update("jax_enable_x64", previous)
-
-
-def _make_array(framework: str, values: Sequence[float]) -> Any:
-    namespace = importlib.import_module(_NAMESPACES.get(framework, framework))
-    return namespace.asarray(list(values), dtype=namespace.float64)
 
 
 def _gradient_method(backend: Backend) -> str:
@@ -131,11 +61,14 @@ def _format_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: s
 
 
 def _backend_row(name: str) -> list[str]:
-    if name == "cupy" and _cupy_devices() == "no GPU":
+    framework = FRAMEWORKS.get(name)
+    if framework is None:  # registered by the user: no demo array to ask with
+        return [name, "?", "?", "registered here (not a built-in framework)"]
+    if framework.needs_gpu and framework.unavailable():
         return [name, "-", "-", "unusable: no GPU"]
     try:
-        with _float64(name):
-            backend = arraypenalties.get_backend(_make_array(name, [0.0]))
+        with framework.float64():
+            backend = arraypenalties.get_backend(framework.array([0.0]))
     except Exception as exc:  # report, do not crash: `info` is a diagnostic
         return [name, "?", "?", f"error: {type(exc).__name__}: {exc}"]
     exact = "yes" if backend.exact else "no"
@@ -147,10 +80,10 @@ def run_info() -> int:
     """Print versions, devices and registered backends; return the exit status (0)."""
     print(f"arraypenalties {arraypenalties.__version__} (Python {sys.version.split()[0]})\n")
     rows = []
-    for framework in _DISTRIBUTIONS:
-        version = _version(framework)
-        devices = _devices(framework) if version is not None else ""
-        rows.append([framework, version or "not installed", devices])
+    for name, framework in FRAMEWORKS.items():
+        version = framework.version()
+        devices = framework.devices() if version is not None else ""
+        rows.append([name, version or "not installed", devices])
     print(_format_table(["framework", "version", "devices"], rows) + "\n")
     header = ["backend", "exact autodiff", "gradients", "gradient method"]
     print(_format_table(header, [_backend_row(n) for n in arraypenalties.available_backends()]))
@@ -167,8 +100,8 @@ def _shares(metrics: dict[str, Any]) -> dict[str, str]:
 
 
 def _demo_rows(framework: str) -> list[list[str]]:
-    with _float64(framework):
-        x = _make_array(framework, DEMO_X)
+    with FRAMEWORKS[framework].float64():
+        x = FRAMEWORKS[framework].array(DEMO_X)
         backend = arraypenalties.get_backend(x)
         _, metrics = DEMO_PIPELINE.compute(x, track_grad_norms=backend.has_gradients)
     method = _gradient_method(backend)
@@ -219,7 +152,7 @@ def run_demo(backends: Sequence[str] | None = None) -> int:
         0 on success; 1 when numpy is missing, a framework failed, or none of ``backends``
         can run.
     """
-    if importlib.util.find_spec("numpy") is None:
+    if FRAMEWORKS["numpy"].unavailable():
         print("the demo needs numpy: pip install numpy", file=sys.stderr)
         return 1
     status, rows = 0, []
@@ -257,11 +190,7 @@ def run_demo(backends: Sequence[str] | None = None) -> int:
 
 def _unavailable(framework: str) -> str:
     """Why ``framework`` cannot run the demo here, or ``""`` when it can."""
-    if importlib.util.find_spec(framework) is None:
-        return "not installed" + (f" ({_CUPY_HINT})" if framework == "cupy" else "")
-    if framework == "cupy" and _cupy_devices() == "no GPU":
-        return "installed, but there is no usable GPU (cupy arrays live on an NVIDIA GPU)"
-    return ""
+    return FRAMEWORKS[framework].unavailable()
 
 
 def _default_backends() -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from arraypenalties._lib.checks import is_real_floating
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties._lib.namespace import describe_type, get_xp
 from arraypenalties.backends import get_backend, primitives
-from arraypenalties.transforms._tree import (
+from arraypenalties.tree import (
     TreeDef,
     check_same_structure,
     flatten,

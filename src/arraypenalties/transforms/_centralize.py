@@ -8,7 +8,7 @@ from typing import Any
 
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties.transforms._base import GradientTransformation, prepare, stateless
-from arraypenalties.transforms._tree import leaf_paths
+from arraypenalties.tree import leaf_paths
 
 __all__ = ["centralize"]
 

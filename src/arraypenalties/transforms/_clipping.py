@@ -20,7 +20,7 @@ from arraypenalties.transforms._base import (
     prepare,
     stateless,
 )
-from arraypenalties.transforms._tree import flatten, leaf_paths
+from arraypenalties.tree import flatten, leaf_paths
 
 __all__ = ["ClipByGlobalNormState", "adaptive_gradient_clipping", "clip_by_global_norm"]
 

@@ -14,7 +14,7 @@ from arraypenalties.transforms._base import (
     describe_state,
     prepare,
 )
-from arraypenalties.transforms._tree import (
+from arraypenalties.tree import (
     TreeDef,
     check_same_structure,
     flatten,

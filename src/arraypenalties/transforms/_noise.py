@@ -16,7 +16,7 @@ from arraypenalties.transforms._base import (
     namespace_of,
     prepare,
 )
-from arraypenalties.transforms._tree import flatten
+from arraypenalties.tree import flatten
 
 __all__ = ["AddGradientNoiseState", "add_gradient_noise"]
 

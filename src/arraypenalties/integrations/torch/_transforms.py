@@ -31,7 +31,7 @@ from arraypenalties.transforms._base import (
     check_transform,
     overwrite_updates,
 )
-from arraypenalties.transforms._tree import flatten, unflatten
+from arraypenalties.tree import flatten, unflatten
 
 __all__ = ["TransformHook", "TransformRunner", "apply_transforms", "check_optimizer"]
 
