@@ -3,8 +3,8 @@
     python benchmarks/bench_divergences_memory.py [--quick] [--json PATH] [--frameworks ...]
 
 Each measurement runs in a fresh subprocess: it builds the inputs, compiles (jax
-``jit``: ahead of time, without running), then resets the process's peak
-resident set size (``/proc/self/clear_refs``, Linux), runs one forward + backward
+``jit``: ahead of time, without running; jax eager: by one call first), then resets
+the process's peak resident set size (``/proc/self/clear_refs``, Linux), runs one forward + backward
 (numpy: forward only) and reads the new peak (``VmHWM``). The table reports that
 peak minus the resident size just before the call, minus the gradients' own
 size, in units of one input: the temporaries and saved intermediates. glibc's
@@ -162,6 +162,7 @@ def _jax_fn(mode: str, case: str, side: str, inputs: list[np.ndarray]) -> Callab
     if mode == "jit":
         compiled = jax.jit(grad).lower(*arrays).compile()
         return lambda: jax.block_until_ready(compiled(*arrays))
+    jax.block_until_ready(grad(*arrays))  # eager: compiles its pieces once, not measured
     return lambda: jax.block_until_ready(grad(*arrays))
 
 

@@ -252,3 +252,64 @@ def test_chunking_restores_the_settings_and_rejects_bad_values() -> None:
     ):
         pass
     assert (SETTINGS.threshold_bytes, SETTINGS.chunk_bytes) == before
+
+
+# ---------------------------------------------------------------- jax: each pass whole or chunked
+
+
+@pytest.fixture
+def jax_passes(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``force(share)``: plan every jax pass with ``share`` of one input allowed in
+    temporaries (0 > any: always chunks; huge: always whole), caches cleared."""
+    kernels = pytest.importorskip("arraypenalties.backends._jax_kernels")
+
+    def force(share: float) -> None:
+        monkeypatch.setattr(kernels, "_WHOLE_TEMPORARIES", share)
+        kernels._plan.cache_clear()
+        kernels._chunked.cache_clear()
+
+    yield force
+    kernels._plan.cache_clear()
+    kernels._chunked.cache_clear()
+
+
+@pytest.mark.parametrize("share", [-1.0, 1e9], ids=["chunked-passes", "whole-passes"])
+@pytest.mark.parametrize(
+    ("fn", "lp", "lq"), [*PAIRS, *(pytest.param(f.values[0], LP, None, id=f.id) for f in SINGLES)]
+)
+def test_jax_passes_whole_or_chunked_equal_the_whole_form(
+    jax_passes: Any, share: float, fn: Any, lp: np.ndarray, lq: np.ndarray | None
+) -> None:
+    jax = pytest.importorskip("jax")
+    arrays = tuple(jax.numpy.asarray(a) for a in (lp, lq) if a is not None)
+    argnums = tuple(range(len(arrays)))
+
+    def value_and_grad(*xs: Any) -> Any:
+        return jax.value_and_grad(lambda *v: fn(*v), argnums=argnums)(*xs)
+
+    jax_passes(share)
+    whole, chunked = _whole_and_chunked(lambda: jax.jit(value_and_grad)(*arrays))
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-13)
+    for w, c in zip(whole[1], chunked[1], strict=True):
+        assert np.all(np.isfinite(c))
+        np.testing.assert_allclose(c, w, rtol=1e-12, atol=1e-14)
+
+
+def test_jax_plans_each_pass_by_xlas_memory_plan() -> None:
+    """KL and entropy of log-probabilities run whole (XLA plans no temporaries); JS and
+    from-logits gradients run in chunks; the plan is made on shapes, nothing runs."""
+    jax = pytest.importorskip("jax")
+    from arraypenalties._chunked import row_fn
+    from arraypenalties._divergence_rows import js_values, kl_values, neg_entropy_values
+    from arraypenalties.backends._jax_kernels import _plan
+
+    xp = jax.numpy
+    spec = ((512, 4096), np.dtype(np.float32))
+    kl = row_fn(kl_values, axis=-1, form="forward", limit=None, logits=False, xp=xp)
+    kl_logits = row_fn(kl_values, axis=-1, form="forward", limit=None, logits=True, xp=xp)
+    neg_h = row_fn(neg_entropy_values, axis=-1, temperature=1.0, logits=False, xp=xp)
+    js = row_fn(js_values, axis=-1, logits=False, xp=xp)
+    assert _plan(kl, (spec, spec)) == (True, True)
+    assert _plan(neg_h, (spec,)) == (True, True)
+    assert _plan(kl_logits, (spec, spec)) == (True, False)
+    assert _plan(js, (spec, spec)) == (False, False)

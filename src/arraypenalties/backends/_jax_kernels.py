@@ -61,8 +61,15 @@ def kl_rows(lp: Any, lq: Any, axis: int) -> Any:
 
 
 def log_softmax(x: Any, axis: int) -> Any:
-    """``jax.nn.log_softmax`` along ``axis``."""
-    return jax.nn.log_softmax(x, axis=axis)
+    """``x − logsumexp(x)`` along ``axis``, the max shift held out of the gradient.
+
+    The same values and gradients as ``jax.nn.log_softmax``, but written out so XLA
+    fuses it into the consumer's loop: ``jax.nn.log_softmax`` makes XLA keep its
+    whole output as a temporary (one input's size, by XLA's memory plan), this form none.
+    """
+    shift = lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    total = jnp.log(jnp.sum(jnp.exp(x - shift), axis=axis, keepdims=True)) + shift
+    return x - total
 
 
 def _slices(arrays: tuple[Any, ...], start: Any, size: int) -> list[Any]:
@@ -84,7 +91,7 @@ def _loop_rows(row_fn: RowFn, size: int, arrays: tuple[Any, ...]) -> Any:
     return out
 
 
-def _loop_grads(row_fn: RowFn, size: int, arrays: tuple[Any, ...], grad_rows: Any) -> Any:
+def _loop_grads(row_fn: RowFn, arrays: tuple[Any, ...], grad_rows: Any, *, size: int) -> Any:
     total = arrays[0].shape[0]
     whole = total // size
 
@@ -106,27 +113,76 @@ def _loop_grads(row_fn: RowFn, size: int, arrays: tuple[Any, ...], grad_rows: An
     return grads
 
 
+# an input's whole-row form runs in one piece where XLA plans at most this share of one
+# input in temporaries (KL and entropy of log-probabilities: none), in chunks otherwise
+_WHOLE_TEMPORARIES = 0.25
+
+
+def _fits_whole(compiled: Any, input_bytes: int) -> bool:
+    analysis = compiled.memory_analysis()
+    if analysis is None:  # a platform without the analysis: chunks, which are bounded
+        return False
+    return bool(analysis.temp_size_in_bytes <= _WHOLE_TEMPORARIES * input_bytes)
+
+
 @functools.lru_cache(maxsize=64)
-def _chunked(row_fn: RowFn, size: int) -> Callable[..., Any]:
-    """The jitted ``custom_vjp`` of ``row_fn`` over chunks of ``size`` rows (cached:
-    ``row_fn`` is hashable by value, so equal calls reuse one compiled function)."""
+def _plan(row_fn: RowFn, specs: tuple[tuple[tuple[int, ...], Any], ...]) -> tuple[bool, bool]:
+    """``(whole forward, whole backward)`` for ``row_fn`` on arrays of ``specs``: whether the
+    whole-input form of each pass needs no more temporaries than :data:`_WHOLE_TEMPORARIES`
+    of one input, by XLA's own memory plan (compiled here once per function and shapes)."""
+    struct: Any = jax.ShapeDtypeStruct  # untyped in jax's stubs
+    arrays = [struct(shape, dtype) for shape, dtype in specs]
+    grad_rows = struct(specs[0][0][:1], specs[0][1])
+    input_bytes = arrays[0].size * arrays[0].dtype.itemsize
+    forward = jax.jit(row_fn).lower(*arrays).compile()
+    backward = jax.jit(functools.partial(_whole_grads, row_fn)).lower(arrays, grad_rows).compile()
+    return _fits_whole(forward, input_bytes), _fits_whole(backward, input_bytes)
+
+
+def _whole_grads(row_fn: RowFn, arrays: tuple[Any, ...], grad_rows: Any) -> Any:
+    return jax.vjp(row_fn, *arrays)[1](grad_rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _chunked(row_fn: RowFn, size: int, whole: tuple[bool, bool]) -> Callable[..., Any]:
+    """The ``custom_vjp`` of ``row_fn`` whose forward keeps only its inputs (cached:
+    ``row_fn`` is hashable by value, so equal calls reuse one compiled function).
+
+    Each pass is jitted on its own, whole or in chunks of ``size`` rows as planned; the
+    residuals are the input arrays themselves, so an eager call copies nothing.
+    """
+    whole_forward, whole_backward = whole
+    run = row_fn if whole_forward else functools.partial(_loop_rows_of, row_fn, size)
+    forward_pass = jax.jit(run)
+    pull = _whole_grads if whole_backward else functools.partial(_loop_grads, size=size)
+    backward_pass = jax.jit(functools.partial(pull, row_fn))
 
     @jax.custom_vjp
     def rows(*arrays: Any) -> Any:
-        return _loop_rows(row_fn, size, arrays)
+        return forward_pass(*arrays)
 
     def forward(*arrays: Any) -> tuple[Any, tuple[Any, ...]]:
-        return _loop_rows(row_fn, size, arrays), arrays
+        return forward_pass(*arrays), arrays
 
     def backward(arrays: tuple[Any, ...], grad_rows: Any) -> tuple[Any, ...]:
-        return tuple(_loop_grads(row_fn, size, arrays, grad_rows))
+        return tuple(backward_pass(arrays, grad_rows))
 
     rows.defvjp(forward, backward)
-    return jax.jit(rows)
+    return rows
+
+
+def _loop_rows_of(row_fn: RowFn, size: int, *arrays: Any) -> Any:
+    return _loop_rows(row_fn, size, arrays)
 
 
 def chunked_rows(row_fn: RowFn, arrays: tuple[Any, ...], rows_per_chunk: int) -> Any:
-    """``row_fn(*arrays)`` for 2-D ``arrays`` (rows on axis 0), ``rows_per_chunk`` rows at a
-    time; reverse-mode gradients recompute each chunk instead of keeping intermediates.
-    Forward-mode differentiation (``jax.jvp``) of this path is not supported."""
-    return _chunked(row_fn, rows_per_chunk)(*arrays)
+    """``row_fn(*arrays)`` for 2-D ``arrays`` (rows on axis 0) with bounded memory.
+
+    Each pass (forward, backward) runs on the whole input where XLA's memory plan for it
+    needs almost no temporaries (a fused elementwise chain and row sums: KL and entropy
+    of log-probabilities), and ``rows_per_chunk`` rows at a time otherwise; the backward
+    recomputes from the inputs instead of keeping intermediates. Forward-mode
+    differentiation (``jax.jvp``) of this path is not supported.
+    """
+    specs = tuple((tuple(a.shape), a.dtype) for a in arrays)
+    return _chunked(row_fn, rows_per_chunk, _plan(row_fn, specs))(*arrays)
