@@ -17,7 +17,7 @@ from arraypenalties._lib.checks import (
     check_reduction,
 )
 from arraypenalties._lib.errors import InvalidTypeError
-from arraypenalties._lib.namespace import resolve_xp
+from arraypenalties._lib.namespace import get_xp, resolve_xp
 from arraypenalties._lib.ops import safe_sqrt
 from arraypenalties.backends.primitives import reduce
 
@@ -26,7 +26,7 @@ __all__ = ["elastic_net", "l1", "l2", "output_magnitude_penalty"]
 
 def _prepare(x: Any, lam: object, reduction: object, xp: Any) -> tuple[Any, float, str]:
     """The checks every norm penalty starts with; returns ``(xp, lam, reduction)``."""
-    xp = resolve_xp(xp, x, names=("x",))
+    xp = get_xp(x, names=("x",)) if xp is None else resolve_xp(xp, x, names=("x",))
     check_real_floating(x, "x", xp)
     return xp, check_real(lam, "lam", low=0.0), check_reduction(reduction, x)
 

@@ -89,6 +89,10 @@ def get_xp(*arrays: object, names: Sequence[str] = ()) -> Any:
     InvalidValueError
         If the arrays sit on different devices (torch ``cpu`` and ``meta``, say).
     """
+    if len(arrays) == 1:  # the common case, a dict lookup (penalties of one array)
+        found = _NAMESPACE_BY_TYPE.get(type(arrays[0]))
+        if found is not None:
+            return found
     xp: Any = None
     first = 0
     for index, array in enumerate(arrays):

@@ -128,7 +128,7 @@ def reduce(values: Any, reduction: str, *, xp: Any, scale: float = 1.0) -> Any:
     if scale != 1.0:
         result = result * scale
     backend = get_backend(result)
-    return backend.as_array(result) if backend.returns_scalars else result
+    return backend.as_array(result) if backend.returns_scalars else result  # numpy scalars
 
 
 def safe_vector_norm(
