@@ -76,7 +76,7 @@ def pack(parts: Sequence[Array | None], xp: Any) -> tuple[Array | None, tuple[bo
     if not arrays:
         return None, present
     dtype = xp.float64 if any(a.dtype == xp.float64 for a in arrays) else xp.float32
-    return xp.stack([xp.astype(a, dtype) for a in arrays]), present
+    return xp.stack([xp.astype(a, dtype, copy=False) for a in arrays]), present
 
 
 def unpack(stacked: Array | None, present: Sequence[bool]) -> list[float | None]:
