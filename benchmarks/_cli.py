@@ -39,6 +39,7 @@ __all__ = [
     "environment",
     "format_table",
     "installed_frameworks",
+    "target_table",
     "timed",
     "us",
     "write_json",
@@ -162,6 +163,26 @@ def format_table(results: list[Result], *, size_label: str = "size") -> str:
         f"| {us(r.native_us)} | {r.ratio:.2f} |"
         for r in results
     ]
+    return "\n".join(lines)
+
+
+def target_table(title: str, rows: Sequence[Any], *, digits: int = 2, extra: str = "") -> str:
+    """Rows measured against a reference with a target (``framework``, ``case``, ``ours_us``,
+    ``reference_us``, ``ratio``, ``target``) as a markdown table under ``title``; ``extra``
+    names one more column, read from the row attribute ``compilations``."""
+    extra_head, extra_rule = (f" {extra} |", "---|") if extra else ("", "")
+    lines = [
+        title,
+        "",
+        f"| framework | case | ours (µs) | reference (µs) | ratio | target |{extra_head}",
+        f"|---|---|---:|---:|---:|---|{extra_rule}",
+    ]
+    for r in rows:
+        tail = f" {r.compilations} |" if extra else ""
+        lines.append(
+            f"| {r.framework} | {r.case} | {r.ours_us:,.0f} | {r.reference_us:,.0f} | "
+            f"{r.ratio:.{digits}f} | {r.target} |{tail}"
+        )
     return "\n".join(lines)
 
 

@@ -31,11 +31,11 @@ import numpy as np
 from arraypenalties import Pipeline
 
 try:
-    from benchmarks._cli import build_parser, installed_frameworks, write_json
+    from benchmarks._cli import build_parser, installed_frameworks, target_table, write_json
     from benchmarks._timing import compare
 except ImportError:  # run as a script: the helpers sit next to this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _cli import build_parser, installed_frameworks, write_json
+    from _cli import build_parser, installed_frameworks, target_table, write_json
     from _timing import compare
 
 WEIGHTS = {"l1": 1e-3, "l2": 1e-4, "entropy": 1e-2, "orthogonality": 1e-1}
@@ -228,18 +228,8 @@ def run(
 
 
 def format_table(rows: list[Row], shape: tuple[int, int]) -> str:
-    lines = [
-        f"4 penalties (l1, l2, entropy, orthogonality) on {list(shape)} float32",
-        "",
-        "| framework | case | ours (µs) | reference (µs) | ratio | target |",
-        "|---|---|---:|---:|---:|---|",
-    ]
-    lines += [
-        f"| {r.framework} | {r.case} | {r.ours_us:,.0f} | {r.reference_us:,.0f} | "
-        f"{r.ratio:.2f} | {r.target} |"
-        for r in rows
-    ]
-    return "\n".join(lines)
+    title = f"4 penalties (l1, l2, entropy, orthogonality) on {list(shape)} float32"
+    return target_table(title, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 
 try:
-    from benchmarks._cli import build_parser, installed_frameworks, write_json
+    from benchmarks._cli import build_parser, installed_frameworks, target_table, write_json
     from benchmarks._timing import compare
 except ImportError:  # run as a script: the helpers sit next to this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _cli import build_parser, installed_frameworks, write_json
+    from _cli import build_parser, installed_frameworks, target_table, write_json
     from _timing import compare
 
 BATCH, QUICK_BATCH = (8, 512), (4, 64)
@@ -230,18 +230,8 @@ def run(
 
 
 def format_table(rows: list[Row], batch: tuple[int, int]) -> str:
-    lines = [
-        f"{batch[0]} datums x {batch[1]} tokens float32, base + 4 terms, loss fn + backward",
-        "",
-        "| framework | case | ours (µs) | reference (µs) | ratio | target |",
-        "|---|---|---:|---:|---:|---|",
-    ]
-    lines += [
-        f"| {r.framework} | {r.case} | {r.ours_us:,.0f} | {r.reference_us:,.0f} | "
-        f"{r.ratio:.2f} | {r.target} |"
-        for r in rows
-    ]
-    return "\n".join(lines)
+    title = f"{batch[0]} datums x {batch[1]} tokens float32, base + 4 terms, loss fn + backward"
+    return target_table(title, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 
 try:
-    from benchmarks._cli import build_parser, write_json
+    from benchmarks._cli import build_parser, target_table, write_json
     from benchmarks._timing import compare
 except ImportError:  # run as a script: the helpers sit next to this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _cli import build_parser, write_json
+    from _cli import build_parser, target_table, write_json
     from _timing import compare
 
 W_ENTROPY, W_L2, W_ACT, MAX_NORM, LR = 1e-2, 1e-4, 1e-5, 1.0, 1e-3
@@ -281,18 +281,8 @@ def run(*, quick: bool = False) -> list[Row]:
 
 def format_table(rows: list[Row], sizes: tuple[int, ...]) -> str:
     d_in, h1, h2, d_out, batch = sizes
-    lines = [
-        f"MLP {d_in}-{h1}-{h2}-{d_out}, batch {batch}, float32; adam + clipping",
-        "",
-        "| framework | case | ours (µs) | reference (µs) | ratio | target | compiles ours / ref |",
-        "|---|---|---:|---:|---:|---|---|",
-    ]
-    lines += [
-        f"| {r.framework} | {r.case} | {r.ours_us:,.0f} | {r.reference_us:,.0f} | "
-        f"{r.ratio:.3f} | {r.target} | {r.compilations} |"
-        for r in rows
-    ]
-    return "\n".join(lines)
+    title = f"MLP {d_in}-{h1}-{h2}-{d_out}, batch {batch}, float32; adam + clipping"
+    return target_table(title, rows, digits=3, extra="compiles ours / ref")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -294,3 +294,27 @@ def test_demo_cupy_without_a_gpu_is_explained(
     err = capsys.readouterr().err
     assert "skipping cupy: installed, but there is no usable GPU" in err
     assert "none of the backends asked for can run (cupy)" in err
+
+
+def test_info_reports_a_user_registered_backend(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backend registered by the user has no built-in demo array: `info` says so."""
+    import sys
+    import types
+    from functools import partial
+
+    import arraypenalties.backends as registry
+    from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
+
+    for name in ("_REGISTRY", "_LOADED", "_BY_TYPE"):  # put the registry back afterwards
+        monkeypatch.setattr(registry, name, dict(getattr(registry, name)))
+    monkeypatch.setitem(sys.modules, "mylib", types.ModuleType("mylib"))  # "installed"
+    registry.register_backend(
+        "mylib", partial(FiniteDifferenceBackend, "mylib"), modules=("mylib",)
+    )
+    assert main(["info"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mylib")]
+    assert rows == [
+        "mylib             ?               ?            registered here (not a built-in framework)"
+    ]
