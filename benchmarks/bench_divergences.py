@@ -124,7 +124,7 @@ def _trl_entropy_from_logits(logits: Any, chunk_size: int = 128) -> Any:
     return torch.cat(per_row).mean()
 
 
-def _torch_cases(shapes: tuple[tuple[int, int], ...]) -> Iterator[Case]:
+def _torch_cases(shapes: tuple[tuple[int, int], ...], device: str = "cpu") -> Iterator[Case]:
     import torch
     import torch.nn.functional as F
 
@@ -148,7 +148,7 @@ def _torch_cases(shapes: tuple[tuple[int, int], ...]) -> Iterator[Case]:
         return torch.autograd.grad(kl(*leaves), leaves)[0]
 
     for shape, p_host, q_host in _pairs(shapes):
-        p, q = torch.from_numpy(p_host), torch.from_numpy(q_host)
+        p, q = torch.from_numpy(p_host).to(device), torch.from_numpy(q_host).to(device)
         a, b = p, q  # log-probabilities are logits too: no second pair of 0.5 GB inputs
         ours_h = partial(entropy_value, a, from_logits=True)
         kl_div = "F.kl_div"

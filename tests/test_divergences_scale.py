@@ -207,11 +207,12 @@ def test_the_chunk_path_is_taken_above_the_threshold_only(
     calls = _count_kernel_calls(case.name, monkeypatch)
     p, q = xp.asarray(LP), xp.asarray(LQ_FULL)
     nbytes = ROWS * WIDTH * 8
-    with chunking(threshold_bytes=nbytes, chunk_bytes=3 * WIDTH * 8):
+    three_rows = {"chunk_bytes": 3 * WIDTH * 8, "accelerator_chunks": 4}  # CPU or GPU (cupy)
+    with chunking(threshold_bytes=nbytes, **three_rows):
         kl_divergence(p, q)  # exactly at the threshold: the whole input
     whole_calls = list(calls)
     calls.clear()
-    with chunking(threshold_bytes=nbytes - 1, chunk_bytes=3 * WIDTH * 8):
+    with chunking(threshold_bytes=nbytes - 1, **three_rows):
         chunked = kl_divergence(p, q)
     expected = rel_entr(np.exp(LP), np.exp(LQ_FULL)).sum(-1).mean()
     assert_close(chunked, xp.asarray(expected), rtol=1e-12)
@@ -223,8 +224,53 @@ def test_the_chunk_path_is_taken_above_the_threshold_only(
         assert whole_calls == [ROWS] and calls == [3, 3, 3, 2]
 
 
+@pytest.mark.parametrize("chunks", [1, 4, 16])
+def test_on_an_accelerator_the_rows_split_into_a_number_of_chunks(
+    case: Any, chunks: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a GPU, chunks are counted, not sized (cache-sized chunks would spend their time
+    launching kernels there): the backend's ``on_accelerator`` made True on the CPU."""
+    if case.name == "dask":
+        pytest.skip("dask arrays are left to dask's own chunks")
+    xp = case.xp
+    p, q = xp.asarray(LP), xp.asarray(LQ_FULL)
+    monkeypatch.setattr(type(get_backend(p)), "on_accelerator", lambda self, x: True)
+    calls = _count_kernel_calls(case.name, monkeypatch)
+    with chunking(threshold_bytes=1, chunk_bytes=1, accelerator_chunks=chunks):
+        rows = kl_divergence(p, q, reduction="none")
+    size = -(-ROWS // chunks)
+    if case.name in ("torch", "jax"):
+        assert calls == [size]
+    else:
+        assert calls == [min(size, ROWS - s) for s in range(0, ROWS, size)]
+    assert_close(rows, xp.asarray(rel_entr(np.exp(LP), np.exp(LQ_FULL)).sum(-1)), rtol=1e-12)
+
+
+def test_which_arrays_are_on_an_accelerator() -> None:
+    from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
+
+    x = np.zeros(3)
+    assert not get_backend(x).on_accelerator(x)
+    assert FiniteDifferenceBackend("cupy", gpu=True).on_accelerator(x)  # the cupy backend's flag
+    torch = pytest.importorskip("torch")
+    for device in ("cpu", "meta"):
+        t = torch.zeros(3, device=device)
+        assert not get_backend(t).on_accelerator(t)
+    jax = pytest.importorskip("jax")
+    a = jax.numpy.zeros(3, dtype=jax.numpy.float32)
+    on_gpu = jax.default_backend() != "cpu"
+    assert get_backend(a).on_accelerator(a) == on_gpu
+    traced = jax.jit(lambda v: jax.numpy.asarray(get_backend(v).on_accelerator(v)))(a)
+    assert bool(traced) == on_gpu
+
+
 def test_default_threshold_is_32_mib_of_one_input() -> None:
     assert SETTINGS.threshold_bytes == 32 << 20 and SETTINGS.chunk_bytes == 2 << 20
+    assert SETTINGS.accelerator_chunks == 16
+    on_gpu = {"accelerator": True}
+    assert rows_per_chunk((1024, 8192), 1, np.float32, np, **on_gpu) is None  # 32 MiB
+    assert rows_per_chunk((1025, 8192), 1, np.float32, np, **on_gpu) == 65  # ceil(1025 / 16)
+    assert rows_per_chunk((4, 257, 8192), 2, np.float32, np, **on_gpu) == 65
     assert rows_per_chunk((1024, 8192), 1, np.float32, np) is None  # exactly 32 MiB
     assert rows_per_chunk((1025, 8192), 1, np.float32, np) == 64  # 2 MiB of 32 KiB rows
     assert rows_per_chunk((4, 257, 8192), 2, np.float32, np) == 64  # leading axes flattened
@@ -244,6 +290,16 @@ def test_chunking_restores_the_settings_and_rejects_bad_values() -> None:
         chunking(chunk_bytes=0),
     ):
         pass
+    with (
+        pytest.raises(
+            InvalidValueError, match=r"`accelerator_chunks` must be an int in \[1, inf\]; got 0"
+        ),
+        chunking(accelerator_chunks=0),
+    ):
+        pass
+    with chunking(accelerator_chunks=np.int64(3)) as inside:  # numpy ints are ints
+        assert inside.accelerator_chunks == 3 and SETTINGS.accelerator_chunks == 3
+    assert SETTINGS.accelerator_chunks == 16
     with (
         pytest.raises(InvalidTypeError, match="`threshold_bytes` must be an int"),
         chunking(
@@ -311,5 +367,7 @@ def test_jax_plans_each_pass_by_xlas_memory_plan() -> None:
     js = row_fn(js_values, axis=-1, logits=False, xp=xp)
     assert _plan(kl, (spec, spec)) == (True, True)
     assert _plan(neg_h, (spec,)) == (True, True)
+    if jax.default_backend() != "cpu":
+        return  # XLA:GPU plans its own temporaries (on an H200: the logits backward none)
     assert _plan(kl_logits, (spec, spec)) == (True, False)
     assert _plan(js, (spec, spec)) == (False, False)

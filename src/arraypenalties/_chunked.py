@@ -18,6 +18,7 @@ Chunks run along the leading axes, so only a last-axis distribution is chunked
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ class ChunkSettings:
     """When and how finely the divergences chunk their rows (process-wide)."""
 
     threshold_bytes: int = 32 << 20  # an input larger than this is processed in chunks
-    chunk_bytes: int = 2 << 20  # of about this many bytes of one input each
+    chunk_bytes: int = 2 << 20  # of about this many bytes of one input each (CPU)
+    accelerator_chunks: int = 16  # on an accelerator: this many chunks of equal rows
 
 
 SETTINGS = ChunkSettings()
@@ -59,7 +61,10 @@ def row_fn(fn: Callable[..., Any], **options: Any) -> RowFn:
 
 @contextlib.contextmanager
 def chunking(
-    *, threshold_bytes: int | None = None, chunk_bytes: int | None = None
+    *,
+    threshold_bytes: int | None = None,
+    chunk_bytes: int | None = None,
+    accelerator_chunks: int | None = None,
 ) -> Iterator[ChunkSettings]:
     """Change when the divergences process rows in chunks, inside a ``with`` block.
 
@@ -69,8 +74,13 @@ def chunking(
         Inputs larger than this (bytes of one input in the working dtype) are
         processed in chunks of rows. Default 32 MiB.
     chunk_bytes : int, optional
-        About how many bytes of one input each chunk holds (at least one row).
-        Default 2 MiB.
+        About how many bytes of one input each chunk holds (at least one row), on
+        the CPU. Default 2 MiB: a chunk's temporaries stay in the cache.
+    accelerator_chunks : int, optional
+        On an accelerator (a GPU: CUDA torch, jax on a GPU, cupy) the rows are
+        split into this many chunks of equal size instead. Default 16: a kernel
+        launch costs microseconds there, so cache-sized chunks would spend their
+        time launching; 16 chunks keep the temporaries a small share of one input.
 
     Yields
     ------
@@ -100,27 +110,40 @@ def chunking(
     >>> bool(np.isclose(chunked, kl_divergence(p, q), rtol=1e-15))
     True
     """
-    new = ChunkSettings(
-        SETTINGS.threshold_bytes
-        if threshold_bytes is None
-        else check_int(threshold_bytes, "threshold_bytes", low=1),
-        SETTINGS.chunk_bytes
-        if chunk_bytes is None
-        else check_int(chunk_bytes, "chunk_bytes", low=1),
+    given = {
+        "threshold_bytes": threshold_bytes,
+        "chunk_bytes": chunk_bytes,
+        "accelerator_chunks": accelerator_chunks,
+    }
+    old = dataclasses.replace(SETTINGS)
+    new = dataclasses.replace(
+        SETTINGS,
+        **{name: check_int(v, name, low=1) for name, v in given.items() if v is not None},
     )
-    old = ChunkSettings(SETTINGS.threshold_bytes, SETTINGS.chunk_bytes)
-    SETTINGS.threshold_bytes, SETTINGS.chunk_bytes = new.threshold_bytes, new.chunk_bytes
+    _assign(new)
     try:
         yield new
     finally:
-        SETTINGS.threshold_bytes, SETTINGS.chunk_bytes = old.threshold_bytes, old.chunk_bytes
+        _assign(old)
+
+
+def _assign(settings: ChunkSettings) -> None:
+    for field in dataclasses.fields(ChunkSettings):
+        setattr(SETTINGS, field.name, getattr(settings, field.name))
 
 
 def rows_per_chunk(
-    shape: tuple[Any, ...], axis: int, dtype: Any, xp: Any, *, lazy: bool = False
+    shape: tuple[Any, ...],
+    axis: int,
+    dtype: Any,
+    xp: Any,
+    *,
+    lazy: bool = False,
+    accelerator: bool = False,
 ) -> int | None:
     """Rows per chunk for an input of ``shape``, or None where it is not chunked
-    (``lazy`` arrays, dask, are left to the framework's own chunks)."""
+    (``lazy`` arrays, dask, are left to the framework's own chunks); on an
+    ``accelerator``, the rows split into ``accelerator_chunks`` equal chunks."""
     if len(shape) < 2 or axis != len(shape) - 1 or lazy:
         return None
     if math.prod(shape) * 8 <= SETTINGS.threshold_bytes:  # small at any dtype: no finfo
@@ -128,6 +151,9 @@ def rows_per_chunk(
     row_bytes = int(shape[-1]) * (int(xp.finfo(dtype).bits) // 8)
     if math.prod(shape) // shape[-1] * row_bytes <= SETTINGS.threshold_bytes:
         return None
+    if accelerator:
+        rows = int(math.prod(shape)) // int(shape[-1])
+        return -(-rows // SETTINGS.accelerator_chunks)  # ceil: the last chunk may be smaller
     return max(1, SETTINGS.chunk_bytes // max(row_bytes, 1))  # at least one row
 
 
@@ -138,8 +164,15 @@ def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> An
     wherever chunking can apply).
     """
     first = arrays[0]
-    lazy = get_backend(first).lazy
-    size = rows_per_chunk(tuple(first.shape), axis, first.dtype, xp, lazy=lazy)
+    backend = get_backend(first)
+    size = rows_per_chunk(
+        tuple(first.shape),
+        axis,
+        first.dtype,
+        xp,
+        lazy=backend.lazy,
+        accelerator=backend.on_accelerator(first),
+    )
     if size is None:
         return fn(*arrays)
     lead, width = tuple(first.shape[:-1]), first.shape[-1]

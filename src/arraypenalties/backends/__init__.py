@@ -234,7 +234,7 @@ def _array_api_strict() -> Backend:
 def _cupy() -> Backend:
     from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
 
-    return FiniteDifferenceBackend("cupy")
+    return FiniteDifferenceBackend("cupy", gpu=True)
 
 
 def _torch() -> Backend:

@@ -148,6 +148,12 @@ class Backend:
         """
         return None
 
+    def on_accelerator(self, x: Array, /) -> bool:
+        """True when ``x`` lives on an accelerator (a GPU). Rows there are chunked by
+        count, not bytes: every kernel launch costs microseconds, so the CPU's
+        cache-sized chunks would spend their time launching."""
+        return False
+
     def chunked_rows(
         self, row_fn: Callable[..., Array], arrays: tuple[Array, ...], /, *, rows_per_chunk: int
     ) -> Array | None:

@@ -87,10 +87,14 @@ class FiniteDifferenceBackend(Backend):
 
     exact = False
 
-    def __init__(self, name: str, *, numpy_backed: bool = False) -> None:
+    def __init__(self, name: str, *, numpy_backed: bool = False, gpu: bool = False) -> None:
         self.name = name
         self.numpy_backed = numpy_backed
+        self._gpu = gpu
         self.returns_scalars = name == "numpy"  # numpy reductions give numpy scalars
+
+    def on_accelerator(self, x: Array, /) -> bool:
+        return self._gpu  # cupy arrays live on a GPU
 
     def _check_request(self, x: Array, create_graph: bool) -> Any:
         xp = check_differentiable_input(x)

@@ -91,6 +91,11 @@ class JaxBackend(Backend):
     def log_softmax(self, x: Array, /, *, axis: int) -> Array | None:
         return _jax_kernels.log_softmax(x, axis)
 
+    def on_accelerator(self, x: Array, /) -> bool:
+        if isinstance(x, jax.core.Tracer):  # traced: the platform it will be compiled for
+            return bool(jax.default_backend() != "cpu")
+        return any(device.platform != "cpu" for device in x.devices())
+
     def chunked_rows(
         self, row_fn: Callable[..., Array], arrays: tuple[Array, ...], /, *, rows_per_chunk: int
     ) -> Array | None:

@@ -233,6 +233,9 @@ class TorchBackend(Backend):
     def log_softmax(self, x: Array, /, *, axis: int) -> Array | None:
         return _torch_kernels.log_softmax(x, axis)
 
+    def on_accelerator(self, x: Array, /) -> bool:
+        return x.device.type not in ("cpu", "meta")
+
     def chunked_rows(
         self, row_fn: Callable[..., Array], arrays: tuple[Array, ...], /, *, rows_per_chunk: int
     ) -> Array | None:
