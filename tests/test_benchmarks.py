@@ -133,3 +133,43 @@ def test_quick_divergence_memory_benchmark_runs(tmp_path: pathlib.Path) -> None:
     ]
     # F.kl_div keeps its exp(p) and difference temporaries: well above nothing
     assert rows[0]["native_extra"] > 0.5 and math.isfinite(rows[0]["ours_extra"])
+
+
+def test_gpu_divergence_benchmark_without_a_gpu_says_so(tmp_path: pathlib.Path) -> None:
+    out = tmp_path / "gpu.json"
+    script = ROOT / "benchmarks" / "bench_divergences_gpu.py"
+    env_check = "import torch; assert not torch.cuda.is_available()"
+    if "torch" in INSTALLED and subprocess.run([sys.executable, "-c", env_check]).returncode:
+        pytest.skip("this machine has a CUDA GPU: benchmarks/gpu_checks.sh runs the real thing")
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--json", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "no GPU" in done.stdout
+    assert json.loads(out.read_text())["results"] == []
+
+
+def test_gpu_divergence_table_puts_each_row_against_the_roofline() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_divergences_gpu import TRAFFIC, Result, SweepRow, compare_gpu, format_table
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert TRAFFIC == {
+        "kl": 2,
+        "entropy": 1,
+        "entropy logits": 1,
+        "grad kl": 4,
+        "grad kl logits": 4,
+    }
+    time_row = Result("time", "torch", "eager", "kl", "4096x32000", "F.kl_div", 500.0, 250.0, 2.0,
+                      246.0, 4263.0)  # fmt: skip
+    sweep_row = SweepRow("grad kl", 0, 2686.0, 2.0)
+    table = format_table([time_row, sweep_row])
+    assert "| 500 | 250 | 2.00 | 246 | 0.49 |" in table  # roofline / ours = 246 / 500
+    assert "| grad kl | whole | 2,686 | 2.00 |" in table
+    ours, theirs = compare_gpu(lambda: sum(range(100)), lambda: 0, lambda _: None, repeats=3,
+                               min_time=0.001)  # fmt: skip
+    assert ours > 0 and theirs > 0
