@@ -263,3 +263,58 @@ def test_entropy_uses_the_kernel_on_eager_torch(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(_torch_kernels, "neg_entropy_rows", counting)
     entropy_value(_t(ENTROPY_LP, torch.float64))
     assert calls == [-1]
+
+
+# logits rows: ordinary, with -inf entries, all -inf (no distribution: entropy 0), a
+# spread that underflows float32 probabilities to 0, one-hot by -inf, and NaN
+LOGITS = np.asarray(
+    [
+        [0.3, -1.2, 2.0, 0.0],
+        [1.0, -INF, 0.5, -INF],
+        [-INF, -INF, -INF, -INF],
+        [0.0, -120.0, -200.0, 3.0],
+        [-INF, 4.0, -INF, -INF],
+        [0.0, np.nan, 1.0, 2.0],
+    ]
+)
+
+
+def _entropy_of_logits(logits: np.ndarray, temperature: float) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        scaled = logits / temperature
+        shifted = scaled - np.max(scaled, axis=-1, keepdims=True)
+        p = np.exp(shifted) / np.sum(np.exp(shifted), axis=-1, keepdims=True)
+    rows = entr(p).sum(-1)
+    rows[np.all(logits == -INF, axis=-1)] = 0.0
+    return rows
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_entropy_of_logits_kernel_without_autograd(dtype: Any, temperature: float) -> None:
+    x = _t(LOGITS, dtype)
+    rows = _torch_kernels.neg_entropy_of_logits_rows(x, -1, temperature)
+    assert rows is not None and rows.dtype == x.dtype
+    expected = -_entropy_of_logits(LOGITS, temperature)
+    np.testing.assert_allclose(rows.numpy(), expected, **_tol(dtype))
+    assert np.isnan(rows[-1].item()) and rows[2].item() == 0.0  # NaN kept; dead row 0
+    np.testing.assert_array_equal(x.numpy(), _t(LOGITS, dtype).numpy())  # input untouched
+    # the public functions take it: same rows, positive entropies
+    got = entropy_value(x, from_logits=True, temperature=temperature, reduction="none")
+    np.testing.assert_allclose(got.numpy(), -expected, **_tol(dtype))
+
+
+def test_entropy_of_logits_kernel_declines_gradients_and_transforms() -> None:
+    x = _t(LOGITS[:5], torch.float64, True)
+    assert _torch_kernels.neg_entropy_of_logits_rows(x, -1, 1.0) is None
+    with torch.no_grad():
+        assert _torch_kernels.neg_entropy_of_logits_rows(x, -1, 1.0) is not None
+
+    def total(v: Any) -> Any:
+        assert _torch_kernels.neg_entropy_of_logits_rows(v, -1, 1.0) is None  # under grad
+        return entropy_value(v, from_logits=True, reduction="sum")
+
+    grad = torch.func.grad(total)(x.detach())
+    assert np.all(np.isfinite(grad.numpy()))  # the declined path: finite at -inf logits
+    (expected,) = torch.autograd.grad(entropy_value(x, from_logits=True, reduction="sum"), x)
+    np.testing.assert_allclose(grad.numpy(), expected.numpy(), rtol=1e-12, atol=1e-15)

@@ -72,6 +72,10 @@ def neg_entropy_values(x: Any, *, axis: int, temperature: float, logits: bool, x
     """
     if temperature == 1.0 and not logits:
         return neg_entropy_rows(x, axis, xp)
+    kernel = fused_kernel("neg_entropy_of_logits_rows", x)
+    rows = None if kernel is None else kernel(x, axis=axis, temperature=temperature)
+    if rows is not None:
+        return rows
     scaled = x if temperature == 1.0 else x / temperature
     row_max = xp.max(scaled, axis=axis, keepdims=True)
     dead = row_max == -math.inf

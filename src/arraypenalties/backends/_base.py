@@ -140,6 +140,16 @@ class Backend:
         """
         return None
 
+    def neg_entropy_of_logits_rows(
+        self, x: Array, /, *, axis: int, temperature: float
+    ) -> Array | None:
+        """Optional fused kernel: per-row ``Σ p·log p`` of ``p = softmax(x / temperature)``.
+
+        A row that is all ``-inf`` gives 0; NaN propagates. Optional and may return
+        None (torch declines whenever a gradient is recorded), as :meth:`kl_rows`.
+        """
+        return None
+
     def log_softmax(self, x: Array, /, *, axis: int) -> Array | None:
         """Optional fused kernel: ``x − log Σ exp(x)`` along ``axis`` (one pass, exact gradients).
 

@@ -230,6 +230,11 @@ class TorchBackend(Backend):
     def neg_entropy_rows(self, lp: Array, /, *, axis: int) -> Array | None:
         return _torch_kernels.neg_entropy_rows(lp, axis)
 
+    def neg_entropy_of_logits_rows(
+        self, x: Array, /, *, axis: int, temperature: float
+    ) -> Array | None:
+        return _torch_kernels.neg_entropy_of_logits_rows(x, axis, temperature)
+
     def log_softmax(self, x: Array, /, *, axis: int) -> Array | None:
         return _torch_kernels.log_softmax(x, axis)
 

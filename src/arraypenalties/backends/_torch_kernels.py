@@ -16,6 +16,7 @@ Without autograd, both kernels reuse their one temporary in place.
 from __future__ import annotations
 
 import contextvars
+import math
 from typing import Any
 
 import torch
@@ -131,6 +132,25 @@ def neg_entropy_rows(lp: torch.Tensor, axis: int) -> torch.Tensor | None:
     if not grad:
         return p.mul_(floored).sum(dim=axis)
     return torch.matmul(p.unsqueeze(-2), floored.unsqueeze(-1))[..., 0, 0]
+
+
+def neg_entropy_of_logits_rows(
+    x: torch.Tensor, axis: int, temperature: float
+) -> torch.Tensor | None:
+    """Per-row ``Σ p·log p`` of ``p = softmax(x / T)`` without autograd, in place on the
+    one log-softmax temporary: ``exp``, then ``log p`` floored at the lowest finite
+    value (``0·(-inf)`` becomes ``0·finite``; NaN stays NaN), the product and the sum,
+    what a hand-written ``log_softmax``-``exp``-product-sum takes plus the floor. A row
+    that is all ``-inf`` (log-softmax NaN) gives 0. Declined (None) when a gradient is
+    recorded: the guarded whole form then keeps every gradient finite."""
+    if (torch.is_grad_enabled() and x.requires_grad) or _transformed(x):
+        return None
+    scaled = x if temperature == 1.0 else x / temperature
+    lp = torch.log_softmax(scaled, dim=axis)
+    p = torch.exp(lp)
+    rows = p.mul_(lp.clamp_(min=torch.finfo(lp.dtype).min)).sum(dim=axis)
+    dead = torch.amax(scaled, dim=axis) == -math.inf
+    return rows.masked_fill_(dead, 0.0)
 
 
 def log_softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
