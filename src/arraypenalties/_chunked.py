@@ -152,9 +152,14 @@ def rows_per_chunk(
     if math.prod(shape) // shape[-1] * row_bytes <= SETTINGS.threshold_bytes:
         return None
     if accelerator:
-        rows = int(math.prod(shape)) // int(shape[-1])
-        return -(-rows // SETTINGS.accelerator_chunks)  # ceil: the last chunk may be smaller
+        return _accelerator_rows(shape)
     return max(1, SETTINGS.chunk_bytes // max(row_bytes, 1))  # at least one row
+
+
+def _accelerator_rows(shape: tuple[Any, ...]) -> int:
+    """Rows per chunk on an accelerator: ``accelerator_chunks`` chunks (the last may be smaller)."""
+    rows = int(math.prod(shape)) // int(shape[-1])
+    return -(-rows // SETTINGS.accelerator_chunks)
 
 
 def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> Any:
@@ -170,7 +175,7 @@ def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> An
     if size is None:
         return fn(*arrays)
     if backend.on_accelerator(first):  # asked only above the threshold: ~3 µs on torch
-        size = rows_per_chunk(shape, axis, first.dtype, xp, accelerator=True)
+        size = _accelerator_rows(shape)
     lead, width = tuple(first.shape[:-1]), first.shape[-1]
     flat = tuple(xp.reshape(a, (-1, width)) for a in arrays)
     kernel = fused_kernel("chunked_rows", first)
