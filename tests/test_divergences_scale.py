@@ -365,9 +365,55 @@ def test_jax_plans_each_pass_by_xlas_memory_plan() -> None:
     kl_logits = row_fn(kl_values, axis=-1, form="forward", limit=None, logits=True, xp=xp)
     neg_h = row_fn(neg_entropy_values, axis=-1, temperature=1.0, logits=False, xp=xp)
     js = row_fn(js_values, axis=-1, logits=False, xp=xp)
+    neg_h_logits = row_fn(neg_entropy_values, axis=-1, temperature=1.0, logits=True, xp=xp)
     assert _plan(kl, (spec, spec)) == (True, True)
     assert _plan(neg_h, (spec,)) == (True, True)
+    assert _plan(neg_h_logits, (spec,))[0]  # the forward whole: XLA plans no temporary
     if jax.default_backend() != "cpu":
         return  # XLA:GPU plans its own temporaries (on an H200: the logits backward none)
     assert _plan(kl_logits, (spec, spec)) == (True, False)
     assert _plan(js, (spec, spec)) == (False, False)
+
+
+# rows of logits: ordinary, -inf entries, all -inf (no distribution), a spread that
+# underflows float32 probabilities, and NaN (kept)
+ENTROPY_LOGITS = np.asarray(
+    [
+        [0.3, -1.2, 2.0, 0.0],
+        [1.0, -np.inf, 0.5, -np.inf],
+        [-np.inf, -np.inf, -np.inf, -np.inf],
+        [0.0, -120.0, -200.0, 3.0],
+        [0.0, np.nan, 1.0, 2.0],
+    ]
+)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_jax_entropy_of_logits_kernel(dtype: str, temperature: float) -> None:
+    """The jax kernel against the closed forms: ``−H`` per row, and its gradient
+    ``p·(log p − Σ p log p) / T``, 0 on the row with no distribution."""
+    jax = pytest.importorskip("jax")
+    from arraypenalties.backends._jax_kernels import neg_entropy_of_logits_rows
+
+    x = jax.numpy.asarray(ENTROPY_LOGITS, dtype=dtype)
+    rows = jax.jit(lambda v: neg_entropy_of_logits_rows(v, -1, temperature))(x)
+    with np.errstate(invalid="ignore"):
+        lp = log_softmax(ENTROPY_LOGITS / temperature, axis=-1)
+    p = np.exp(lp)
+    expected = -entr(p).sum(-1)
+    expected[2] = 0.0
+    rtol = 2e-6 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(np.asarray(rows, dtype=np.float64), expected, rtol=rtol, atol=1e-12)
+    live = ENTROPY_LOGITS[:4]
+    grad = jax.grad(lambda v: neg_entropy_of_logits_rows(v, -1, temperature).sum())(x[:4])
+    with np.errstate(invalid="ignore"):  # the dead row: NaN, replaced below
+        lp_live = log_softmax(live / temperature, axis=-1)
+    p_live = np.exp(lp_live)
+    terms = np.where(p_live > 0, p_live * np.where(p_live > 0, lp_live, 0.0), 0.0)
+    closed = p_live * (np.where(p_live > 0, lp_live, 0.0) - terms.sum(-1, keepdims=True))
+    closed /= temperature
+    closed[2] = 0.0
+    got = np.asarray(grad, dtype=np.float64)
+    assert np.all(np.isfinite(got)) and np.all(got[2] == 0.0)
+    np.testing.assert_allclose(got, closed, rtol=rtol, atol=1e-6 if dtype == "float32" else 1e-14)

@@ -88,6 +88,11 @@ class JaxBackend(Backend):
     def kl_rows(self, lp: Array, lq: Array, /, *, axis: int) -> Array | None:
         return _jax_kernels.kl_rows(lp, lq, axis)
 
+    def neg_entropy_of_logits_rows(
+        self, x: Array, /, *, axis: int, temperature: float
+    ) -> Array | None:
+        return _jax_kernels.neg_entropy_of_logits_rows(x, axis, temperature)
+
     def log_softmax(self, x: Array, /, *, axis: int) -> Array | None:
         return _jax_kernels.log_softmax(x, axis)
 

@@ -72,6 +72,29 @@ def log_softmax(x: Any, axis: int) -> Any:
     return x - total
 
 
+def neg_entropy_of_logits_rows(x: Any, axis: int, temperature: float) -> Any:
+    """Per-row ``Σ p·log p`` of ``p = softmax(x / T)`` in the three reductions that
+    ``jax.nn.log_softmax`` and an entropy take (row max, sum of exponentials, sum of
+    products), with no full-size temporary in XLA's plan.
+
+    A row that is all ``-inf`` holds no distribution: its entropy is 0 with a zero
+    gradient. The shift is the row max floored at the lowest finite value ``low`` (a
+    no-op for any row with a finite entry) and the sum of exponentials gets the
+    smallest normal number added (lost to rounding in any sum of at least 1, which a
+    row with a finite entry has), so a dead row's log-sum-exp is finite and its
+    ``log p`` stays ``-inf``: each term is ``0·low``, with derivative 0. Measured on
+    XLA:CPU, a select or a guard between the reductions cost a quarter more time, and a
+    guard on the logits themselves made XLA keep them as a temporary of one input.
+    """
+    scaled = x if temperature == 1.0 else x / temperature
+    info = jnp.finfo(scaled.dtype)  # type: ignore[no-untyped-call]
+    low = float(info.min)
+    shift = lax.stop_gradient(jnp.maximum(jnp.max(scaled, axis=axis, keepdims=True), low))
+    total = jnp.sum(jnp.exp(scaled - shift), axis=axis, keepdims=True)
+    lp = scaled - (jnp.log(total + float(info.smallest_normal)) + shift)
+    return jnp.sum(jnp.exp(lp) * jnp.maximum(lp, low), axis=axis)  # 0·(-inf) as 0·low
+
+
 def _slices(arrays: tuple[Any, ...], start: Any, size: int) -> list[Any]:
     return [lax.dynamic_slice_in_dim(a, start, size, axis=0) for a in arrays]
 
