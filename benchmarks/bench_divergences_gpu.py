@@ -213,18 +213,25 @@ def _torch_peak_inputs(case: str, side: str) -> float:
     inputs = [torch.from_numpy(x).to(DEVICE) for x in host]
     step = memory_bench._torch_fn(case, side)
     step(*(x[:4, :16].clone() for x in inputs))  # autograd's lazy start-up, not measured
+    input_bytes = host[0].size * 4
+    return (_cuda_peak_bytes(partial(step, *inputs)) - count * input_bytes) / input_bytes
+
+
+def _cuda_peak_bytes(call: Callable[[], Any]) -> int:
+    """Bytes the CUDA caching allocator held at the peak of ``call()`` beyond those before."""
+    import torch
+
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
-    grads = step(*inputs)
+    result = call()
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated()
-    del grads
-    input_bytes = host[0].size * 4
-    return (peak - before - count * input_bytes) / input_bytes
+    del result
+    return int(peak - before)
 
 
-def _sweep_cases(torch: Any, shape: tuple[int, int]) -> dict[str, tuple[Callable[..., Any], int]]:
+def _sweep_cases(torch: Any) -> dict[str, tuple[Callable[..., Any], int]]:
     import arraypenalties as ap
 
     def grad(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -249,7 +256,7 @@ def chunk_sweep(shape: tuple[int, int], settings: dict[str, Any]) -> list[SweepR
     leaves = [torch.from_numpy(x).to(DEVICE).requires_grad_(True) for x in host]
     input_bytes = host[0].size * 4
     rows = []
-    for name, (call, count) in _sweep_cases(torch, shape).items():
+    for name, (call, count) in _sweep_cases(torch).items():
         args = leaves[:count]
         with_grad = count if name.startswith("grad") else 0
         for chunks in SWEEP:
@@ -258,14 +265,7 @@ def chunk_sweep(shape: tuple[int, int], settings: dict[str, Any]) -> list[SweepR
                 fn = partial(call, *args)
                 number = _calibrated(fn, _torch_sync, settings["min_time"])
                 times = [_repeat(fn, _torch_sync, number) for _ in range(settings["repeats"])]
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-                before = torch.cuda.memory_allocated()
-                result = call(*args)
-                torch.cuda.synchronize()
-                peak = torch.cuda.max_memory_allocated()
-                del result
-            extra = (peak - before - with_grad * input_bytes) / input_bytes
+                extra = (_cuda_peak_bytes(fn) - with_grad * input_bytes) / input_bytes
             rows.append(SweepRow(name, chunks, statistics.median(times) * 1e6, extra))
     return rows
 
