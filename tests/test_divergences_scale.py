@@ -417,3 +417,52 @@ def test_jax_entropy_of_logits_kernel(dtype: str, temperature: float) -> None:
     got = np.asarray(grad, dtype=np.float64)
     assert np.all(np.isfinite(got)) and np.all(got[2] == 0.0)
     np.testing.assert_allclose(got, closed, rtol=rtol, atol=1e-6 if dtype == "float32" else 1e-14)
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_torch_chunked_kl_backward_is_the_closed_form(
+    direction: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KL of log-probabilities (either direction, no ``max_log_ratio``, not from logits)
+    writes each chunk's gradient in closed form, with no autograd graph per chunk; the
+    gradients equal the whole-input form's, ``+inf`` where ``q = 0 < p`` included."""
+    torch = pytest.importorskip("torch", reason="the chunked backward is torch's")
+    from arraypenalties.backends import _torch_kernels
+
+    calls: list[int] = []
+    original = _torch_kernels._kl_chunk_grads
+
+    def counting(a: Any, *rest: Any) -> Any:
+        calls.append(a.shape[0])
+        return original(a, *rest)
+
+    monkeypatch.setattr(_torch_kernels, "_kl_chunk_grads", counting)
+    lq = LQ_FULL.copy()
+    lq[0, 1] = -np.inf  # q = 0 where p > 0 in the first row: KL +inf, gradient +inf
+    assert np.isfinite(LP[0, 1])
+
+    def grads(p_first: bool) -> list[np.ndarray]:
+        p = torch.tensor(LP, requires_grad=True)
+        q = torch.tensor(lq if p_first else LQ_FULL, requires_grad=True)
+        a, b = (p, q) if direction == "forward" else (q, p)
+        total = kl_divergence(a, b, direction=direction, reduction="sum")
+        return [g.numpy() for g in torch.autograd.grad(total, (p, q))]
+
+    for p_first in (True, False):
+        whole, chunked = _whole_and_chunked(lambda p_first=p_first: grads(p_first))
+        for w, c in zip(whole, chunked, strict=True):
+            np.testing.assert_array_equal(np.isinf(c), np.isinf(w))
+            finite = np.isfinite(w)
+            np.testing.assert_allclose(c[finite], w[finite], rtol=1e-12, atol=1e-14)
+    assert calls == [3, 3, 3, 2] * 2  # every chunk, both runs; none in the whole form
+    calls.clear()
+    p, q = torch.tensor(LP, requires_grad=True), torch.tensor(LQ_FULL, requires_grad=True)
+    for other in (
+        functools.partial(kl_divergence, symmetric=True),
+        functools.partial(kl_divergence, from_logits=True),
+        functools.partial(kl_divergence, max_log_ratio=5.0),
+        js_divergence,
+    ):
+        with chunking(**THREE_ROWS):
+            torch.autograd.grad(other(p, q, reduction="sum"), (p, q))
+    assert calls == []  # no closed form there: recomputed under autograd

@@ -44,19 +44,26 @@ SETTINGS = ChunkSettings()
 @dataclass(frozen=True)
 class RowFn:
     """A per-row function with its options, hashable by value (jax caches one compiled
-    chunked function per distinct ``RowFn``)."""
+    chunked function per distinct ``RowFn``).
+
+    ``closed_form`` names a gradient a backend may compute in closed form for each
+    chunk instead of recomputing the chunk under autodiff: ``"kl"``, rows
+    ``Σ e^a·(a − b)`` of the arrays ``(a, b)`` along the last axis; ``"kl_reverse"``,
+    the same with the arrays' roles swapped. None: no closed form.
+    """
 
     fn: Callable[..., Any]
     options: tuple[tuple[str, Any], ...]
+    closed_form: str | None = None
 
     def __call__(self, *arrays: Any) -> Any:
         return self.fn(*arrays, **dict(self.options))
 
 
-def row_fn(fn: Callable[..., Any], **options: Any) -> RowFn:
+def row_fn(fn: Callable[..., Any], /, *, closed_form: str | None = None, **options: Any) -> RowFn:
     """``fn`` with keyword ``options`` bound, as a hashable :class:`RowFn` (each call site
     passes its options in one fixed order, so equal calls give equal keys)."""
-    return RowFn(fn, tuple(options.items()))
+    return RowFn(fn, tuple(options.items()), closed_form)
 
 
 @contextlib.contextmanager

@@ -208,7 +208,16 @@ def _chunk_grads(
     grads: list[Any],
     grad_rows: torch.Tensor,
 ) -> None:
-    """Each chunk's forward again under autograd, its backward written into ``grads``."""
+    """Each chunk's gradient written into ``grads``: in closed form where ``row_fn`` names
+    one (no autograd graph, no copy), else its forward again under autograd."""
+    closed = getattr(row_fn, "closed_form", None)
+    if closed in ("kl", "kl_reverse"):
+        order = (0, 1) if closed == "kl" else (1, 0)  # (the weighted side, the other)
+        for s in _spans(arrays[0].shape[0], size):
+            outs = [grads[i][s : s + size] if i in wanted else None for i in order]
+            a, b = (arrays[i][s : s + size] for i in order)
+            _kl_chunk_grads(a, b, grad_rows[s : s + size], outs[0], outs[1])
+        return
     for s in _spans(arrays[0].shape[0], size):
         with torch.enable_grad():
             leaves = [
@@ -220,6 +229,24 @@ def _chunk_grads(
         )
         for i, grad in zip(wanted, found, strict=True):
             grads[i][s : s + size] = 0.0 if grad is None else grad
+
+
+def _kl_chunk_grads(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    grad_rows: torch.Tensor,
+    out_a: torch.Tensor | None,
+    out_b: torch.Tensor | None,
+) -> None:
+    """The gradients of rows ``Σ p·(a − b)``, ``p = e^a``, written into ``out_a`` / ``out_b``:
+    ``g·p·(r + 1)`` and ``−g·p`` with ``r`` the masked log-ratio, as :class:`_KLRows`."""
+    p = torch.exp(a)
+    ratio = _masked_log_ratio(a, b, p)
+    grad = grad_rows.unsqueeze(-1)
+    if out_a is not None:
+        torch.addcmul(p, p, ratio, out=out_a).mul_(grad)
+    if out_b is not None:
+        torch.mul(p, grad, out=out_b).neg_()
 
 
 def _transformed(x: torch.Tensor) -> bool:
