@@ -419,49 +419,54 @@ def test_jax_entropy_of_logits_kernel(dtype: str, temperature: float) -> None:
     np.testing.assert_allclose(got, closed, rtol=rtol, atol=1e-6 if dtype == "float32" else 1e-14)
 
 
+@pytest.mark.parametrize("from_logits", [False, True])
 @pytest.mark.parametrize("direction", ["forward", "reverse"])
 def test_torch_chunked_kl_backward_is_the_closed_form(
-    direction: str, monkeypatch: pytest.MonkeyPatch
+    direction: str, from_logits: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """KL of log-probabilities (either direction, no ``max_log_ratio``, not from logits)
-    writes each chunk's gradient in closed form, with no autograd graph per chunk; the
-    gradients equal the whole-input form's, ``+inf`` where ``q = 0 < p`` included."""
+    """KL (either direction, of log-probabilities or logits, no ``max_log_ratio``) writes
+    each chunk's gradient in closed form, with no autograd graph per chunk; the gradients
+    equal the whole-input form's (``+inf`` where ``q = 0 < p`` of log-probabilities)."""
     torch = pytest.importorskip("torch", reason="the chunked backward is torch's")
     from arraypenalties.backends import _torch_kernels
 
-    calls: list[int] = []
-    original = _torch_kernels._kl_chunk_grads
+    calls: list[tuple[str, int]] = []
+    for name, original in list(_torch_kernels._CLOSED_FORMS.items()):
 
-    def counting(a: Any, *rest: Any) -> Any:
-        calls.append(a.shape[0])
-        return original(a, *rest)
+        def counting(a: Any, *rest: Any, name: str = name, original: Any = original) -> Any:
+            calls.append((name, a.shape[0]))
+            return original(a, *rest)
 
-    monkeypatch.setattr(_torch_kernels, "_kl_chunk_grads", counting)
+        monkeypatch.setitem(_torch_kernels._CLOSED_FORMS, name, counting)
     lq = LQ_FULL.copy()
-    lq[0, 1] = -np.inf  # q = 0 where p > 0 in the first row: KL +inf, gradient +inf
-    assert np.isfinite(LP[0, 1])
+    if not from_logits:
+        lq[0, 1] = -np.inf  # q = 0 where p > 0 in the first row: KL +inf, gradient +inf
+        assert np.isfinite(LP[0, 1])
 
-    def grads(p_first: bool) -> list[np.ndarray]:
+    def grads(with_zero: bool) -> list[np.ndarray]:
         p = torch.tensor(LP, requires_grad=True)
-        q = torch.tensor(lq if p_first else LQ_FULL, requires_grad=True)
+        q = torch.tensor(lq if with_zero else LQ_FULL, requires_grad=True)
         a, b = (p, q) if direction == "forward" else (q, p)
-        total = kl_divergence(a, b, direction=direction, reduction="sum")
+        total = kl_divergence(a, b, direction=direction, from_logits=from_logits, reduction="sum")
         return [g.numpy() for g in torch.autograd.grad(total, (p, q))]
 
-    for p_first in (True, False):
-        whole, chunked = _whole_and_chunked(lambda p_first=p_first: grads(p_first))
+    for with_zero in (True, False):
+        whole, chunked = _whole_and_chunked(lambda with_zero=with_zero: grads(with_zero))
         for w, c in zip(whole, chunked, strict=True):
             np.testing.assert_array_equal(np.isinf(c), np.isinf(w))
             finite = np.isfinite(w)
             np.testing.assert_allclose(c[finite], w[finite], rtol=1e-12, atol=1e-14)
-    assert calls == [3, 3, 3, 2] * 2  # every chunk, both runs; none in the whole form
+    name = (
+        "kl" + ("_logits" if from_logits else "") + ("_reverse" if direction == "reverse" else "")
+    )
+    assert calls == [(name, n) for n in (3, 3, 3, 2)] * 2  # every chunk; none when whole
     calls.clear()
     p, q = torch.tensor(LP, requires_grad=True), torch.tensor(LQ_FULL, requires_grad=True)
     for other in (
         functools.partial(kl_divergence, symmetric=True),
-        functools.partial(kl_divergence, from_logits=True),
         functools.partial(kl_divergence, max_log_ratio=5.0),
         js_divergence,
+        functools.partial(js_divergence, from_logits=True),
     ):
         with chunking(**THREE_ROWS):
             torch.autograd.grad(other(p, q, reduction="sum"), (p, q))

@@ -48,8 +48,9 @@ class RowFn:
 
     ``closed_form`` names a gradient a backend may compute in closed form for each
     chunk instead of recomputing the chunk under autodiff: ``"kl"``, rows
-    ``Σ e^a·(a − b)`` of the arrays ``(a, b)`` along the last axis; ``"kl_reverse"``,
-    the same with the arrays' roles swapped. None: no closed form.
+    ``Σ e^a·(a − b)`` of the arrays ``(a, b)`` along the last axis; ``"kl_logits"``, the
+    same of ``log_softmax(a)`` and ``log_softmax(b)``; a ``"_reverse"`` suffix swaps the
+    arrays' roles. None: no closed form.
     """
 
     fn: Callable[..., Any]

@@ -158,10 +158,10 @@ def kl_divergence(
     work = working_dtype(out_dtype, xp)
     lp, lq = to_working(lp, work, xp), to_working(lq, work, xp)
     form = "symmetric" if symmetric else direction
-    plain = limit is None and not from_logits and form != "symmetric"
+    closed = "kl" + ("_logits" if from_logits else "") + ("_reverse" if form == "reverse" else "")
     fn = row_fn(
         kl_values,
-        closed_form=("kl" if form == "forward" else "kl_reverse") if plain else None,
+        closed_form=closed if limit is None and form != "symmetric" else None,
         axis=_row_axis(axis, lp.ndim),
         form=form,
         limit=limit,

@@ -211,12 +211,12 @@ def _chunk_grads(
     """Each chunk's gradient written into ``grads``: in closed form where ``row_fn`` names
     one (no autograd graph, no copy), else its forward again under autograd."""
     closed = getattr(row_fn, "closed_form", None)
-    if closed in ("kl", "kl_reverse"):
-        order = (0, 1) if closed == "kl" else (1, 0)  # (the weighted side, the other)
+    if closed in _CLOSED_FORMS:
+        order = (1, 0) if closed.endswith("_reverse") else (0, 1)  # (weighted side, other)
         for s in _spans(arrays[0].shape[0], size):
             outs = [grads[i][s : s + size] if i in wanted else None for i in order]
             a, b = (arrays[i][s : s + size] for i in order)
-            _kl_chunk_grads(a, b, grad_rows[s : s + size], outs[0], outs[1])
+            _CLOSED_FORMS[closed](a, b, grad_rows[s : s + size], outs[0], outs[1])
         return
     for s in _spans(arrays[0].shape[0], size):
         with torch.enable_grad():
@@ -247,6 +247,35 @@ def _kl_chunk_grads(
         torch.addcmul(p, p, ratio, out=out_a).mul_(grad)
     if out_b is not None:
         torch.mul(p, grad, out=out_b).neg_()
+
+
+def _kl_logits_chunk_grads(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    grad_rows: torch.Tensor,
+    out_a: torch.Tensor | None,
+    out_b: torch.Tensor | None,
+) -> None:
+    """The gradients of rows ``KL = Σ p·(log p − log q)`` with ``p, q`` the softmax of the
+    logits ``a, b``, written into ``out_a`` / ``out_b``: ``g·p·(r − KL)`` and ``g·(q − p)``
+    with ``r`` the masked log-ratio."""
+    lp, lq = torch.log_softmax(a, dim=-1), torch.log_softmax(b, dim=-1)
+    p = torch.exp(lp)
+    ratio = _masked_log_ratio(lp, lq, p)
+    grad = grad_rows.unsqueeze(-1)
+    if out_a is not None:
+        rows = torch.sum(p * ratio, dim=-1, keepdim=True)
+        torch.mul(ratio.sub_(rows), p, out=out_a).mul_(grad)
+    if out_b is not None:
+        torch.sub(lq.exp_(), p, out=out_b).mul_(grad)
+
+
+_CLOSED_FORMS = {  # RowFn.closed_form -> the chunk's gradients, written in place
+    "kl": _kl_chunk_grads,
+    "kl_reverse": _kl_chunk_grads,
+    "kl_logits": _kl_logits_chunk_grads,
+    "kl_logits_reverse": _kl_logits_chunk_grads,
+}
 
 
 def _transformed(x: torch.Tensor) -> bool:
