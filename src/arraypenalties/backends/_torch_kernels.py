@@ -16,7 +16,9 @@ Without autograd, both kernels reuse their one temporary in place.
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -237,44 +239,37 @@ def _kl_chunk_grads(
     grad_rows: torch.Tensor,
     out_a: torch.Tensor | None,
     out_b: torch.Tensor | None,
+    *,
+    logits: bool = False,
 ) -> None:
-    """The gradients of rows ``Σ p·(a − b)``, ``p = e^a``, written into ``out_a`` / ``out_b``:
-    ``g·p·(r + 1)`` and ``−g·p`` with ``r`` the masked log-ratio, as :class:`_KLRows`."""
+    """The gradients of rows ``KL = Σ p·(log p − log q)`` written into ``out_a`` / ``out_b``
+    (``r`` the masked log-ratio, ``g`` the rows' cotangent). Of log-probabilities
+    ``(a, b)``: ``g·p·(r + 1)`` and ``−g·p``, as :class:`_KLRows`; of logits (``logits``):
+    ``g·p·(r − KL)`` and ``g·(q − p)``."""
+    if logits:
+        a, b = torch.log_softmax(a, dim=-1), torch.log_softmax(b, dim=-1)
     p = torch.exp(a)
     ratio = _masked_log_ratio(a, b, p)
     grad = grad_rows.unsqueeze(-1)
-    if out_a is not None:
+    if out_a is not None and logits:
+        ratio.sub_(torch.sum(p * ratio, dim=-1, keepdim=True))
+        torch.mul(ratio, p, out=out_a).mul_(grad)
+    elif out_a is not None:
         torch.addcmul(p, p, ratio, out=out_a).mul_(grad)
-    if out_b is not None:
+    if out_b is not None and logits:
+        torch.sub(b.exp_(), p, out=out_b).mul_(grad)  # b: this chunk's own log-softmax
+    elif out_b is not None:
         torch.mul(p, grad, out=out_b).neg_()
 
 
-def _kl_logits_chunk_grads(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    grad_rows: torch.Tensor,
-    out_a: torch.Tensor | None,
-    out_b: torch.Tensor | None,
-) -> None:
-    """The gradients of rows ``KL = Σ p·(log p − log q)`` with ``p, q`` the softmax of the
-    logits ``a, b``, written into ``out_a`` / ``out_b``: ``g·p·(r − KL)`` and ``g·(q − p)``
-    with ``r`` the masked log-ratio."""
-    lp, lq = torch.log_softmax(a, dim=-1), torch.log_softmax(b, dim=-1)
-    p = torch.exp(lp)
-    ratio = _masked_log_ratio(lp, lq, p)
-    grad = grad_rows.unsqueeze(-1)
-    if out_a is not None:
-        rows = torch.sum(p * ratio, dim=-1, keepdim=True)
-        torch.mul(ratio.sub_(rows), p, out=out_a).mul_(grad)
-    if out_b is not None:
-        torch.sub(lq.exp_(), p, out=out_b).mul_(grad)
-
-
-_CLOSED_FORMS = {  # RowFn.closed_form -> the chunk's gradients, written in place
+_KL_LOGITS_CHUNK_GRADS = functools.partial(_kl_chunk_grads, logits=True)
+_CLOSED_FORMS: dict[
+    str, Callable[..., None]
+] = {  # RowFn.closed_form -> the chunk's gradients, written in place
     "kl": _kl_chunk_grads,
     "kl_reverse": _kl_chunk_grads,
-    "kl_logits": _kl_logits_chunk_grads,
-    "kl_logits_reverse": _kl_logits_chunk_grads,
+    "kl_logits": _KL_LOGITS_CHUNK_GRADS,
+    "kl_logits_reverse": _KL_LOGITS_CHUNK_GRADS,
 }
 
 
