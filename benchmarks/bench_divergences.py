@@ -291,9 +291,10 @@ FRAMEWORKS: dict[str, Callable[[tuple[tuple[int, int], ...]], Iterator[Case]]] =
 }
 
 
-def _to_numpy(value: Any) -> np.ndarray:
+def to_numpy(value: Any) -> np.ndarray:
+    """A result on the host as numpy (torch tensors detached and moved off any device)."""
     detach = getattr(value, "detach", None)
-    return np.asarray(detach() if detach is not None else value)
+    return np.asarray(detach().cpu() if detach is not None else value)
 
 
 def run(
@@ -311,7 +312,7 @@ def run(
         for case in cases(shapes):
             # same math on both sides, else the ratio means nothing
             np.testing.assert_allclose(
-                _to_numpy(case.ours()), _to_numpy(case.native()), rtol=1e-3, atol=1e-7
+                to_numpy(case.ours()), to_numpy(case.native()), rtol=1e-3, atol=1e-7
             )
             settings = QUICK if quick else (FULL if case.shape == SMALL else FULL_LARGE)
             shape = "x".join(str(n) for n in case.shape)

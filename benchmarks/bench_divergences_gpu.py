@@ -173,11 +173,6 @@ def compare_gpu(
     return statistics.median(samples[0]), statistics.median(samples[1])
 
 
-def _host(value: Any) -> np.ndarray:
-    detach = getattr(value, "detach", None)
-    return np.asarray(detach().cpu() if detach is not None else value)
-
-
 def _time_cases(quick: bool, frameworks: tuple[str, ...] | None) -> Iterator[tuple[Any, Any]]:
     shapes = (cpu_bench.SMALL, cpu_bench.QUICK_LARGE if quick else cpu_bench.LARGE)
     torch = _torch_gpu() if frameworks is None or "torch" in frameworks else None
@@ -292,7 +287,9 @@ def run(
         ours_value, native_value = case.ours(), case.native()
         sync(ours_value)
         sync(native_value)  # same math on both sides, else the ratio means nothing
-        np.testing.assert_allclose(_host(ours_value), _host(native_value), rtol=1e-3, atol=1e-7)
+        np.testing.assert_allclose(
+            cpu_bench.to_numpy(ours_value), cpu_bench.to_numpy(native_value), rtol=1e-3, atol=1e-7
+        )
         ours, theirs = compare_gpu(case.ours, case.native, sync, **settings)
         size = case.shape[0] * case.shape[1] * 4
         roofline = TRAFFIC[case.case] * size / bandwidth

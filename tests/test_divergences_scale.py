@@ -267,8 +267,12 @@ def test_which_arrays_are_on_an_accelerator() -> None:
 def test_default_threshold_is_32_mib_of_one_input() -> None:
     assert SETTINGS.threshold_bytes == 32 << 20 and SETTINGS.chunk_bytes == 2 << 20
     assert SETTINGS.accelerator_chunks == 16
-    on_gpu = {"accelerator": True}
-    assert rows_per_chunk((1024, 8192), 1, np.float32, np, **on_gpu) is None  # 32 MiB
+    on_gpu = {"on_accelerator": lambda: True}
+
+    def never() -> bool:
+        raise AssertionError("asked below the threshold")
+
+    assert rows_per_chunk((1024, 8192), 1, np.float32, np, on_accelerator=never) is None
     assert rows_per_chunk((1025, 8192), 1, np.float32, np, **on_gpu) == 65  # ceil(1025 / 16)
     assert rows_per_chunk((4, 257, 8192), 2, np.float32, np, **on_gpu) == 65
     assert rows_per_chunk((1024, 8192), 1, np.float32, np) is None  # exactly 32 MiB
@@ -426,7 +430,7 @@ def test_torch_chunked_kl_backward_is_the_closed_form(
 ) -> None:
     """KL (either direction, of log-probabilities or logits, no ``max_log_ratio``) writes
     each chunk's gradient in closed form, with no autograd graph per chunk; the gradients
-    equal the whole-input form's (``+inf`` where ``q = 0 < p`` of log-probabilities)."""
+    equal the whole-input form's, the same ``inf`` and NaN where ``q = 0 < p`` included."""
     torch = pytest.importorskip("torch", reason="the chunked backward is torch's")
     from arraypenalties.backends import _torch_kernels
 
@@ -439,9 +443,8 @@ def test_torch_chunked_kl_backward_is_the_closed_form(
 
         monkeypatch.setitem(_torch_kernels._CLOSED_FORMS, name, counting)
     lq = LQ_FULL.copy()
-    if not from_logits:
-        lq[0, 1] = -np.inf  # q = 0 where p > 0 in the first row: KL +inf, gradient +inf
-        assert np.isfinite(LP[0, 1])
+    lq[0, 1] = -np.inf  # q = 0 where p > 0 in the first row: KL +inf, gradients not finite
+    assert np.isfinite(LP[0, 1])
 
     def grads(with_zero: bool) -> list[np.ndarray]:
         p = torch.tensor(LP, requires_grad=True)
@@ -454,6 +457,7 @@ def test_torch_chunked_kl_backward_is_the_closed_form(
         whole, chunked = _whole_and_chunked(lambda with_zero=with_zero: grads(with_zero))
         for w, c in zip(whole, chunked, strict=True):
             np.testing.assert_array_equal(np.isinf(c), np.isinf(w))
+            np.testing.assert_array_equal(np.isnan(c), np.isnan(w))
             finite = np.isfinite(w)
             np.testing.assert_allclose(c[finite], w[finite], rtol=1e-12, atol=1e-14)
     name = (

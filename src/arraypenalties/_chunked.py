@@ -147,11 +147,13 @@ def rows_per_chunk(
     xp: Any,
     *,
     lazy: bool = False,
-    accelerator: bool = False,
+    on_accelerator: Callable[[], bool] | None = None,
 ) -> int | None:
     """Rows per chunk for an input of ``shape``, or None where it is not chunked
-    (``lazy`` arrays, dask, are left to the framework's own chunks); on an
-    ``accelerator``, the rows split into ``accelerator_chunks`` equal chunks."""
+    (``lazy`` arrays, dask, are left to the framework's own chunks). Above the
+    threshold ``on_accelerator()`` is asked (it costs ~3 µs on torch): on an
+    accelerator the rows split into ``accelerator_chunks`` equal chunks (the last may
+    be smaller) instead of chunks of ``chunk_bytes``."""
     if len(shape) < 2 or axis != len(shape) - 1 or lazy:
         return None
     if math.prod(shape) * 8 <= SETTINGS.threshold_bytes:  # small at any dtype: no finfo
@@ -159,15 +161,10 @@ def rows_per_chunk(
     row_bytes = int(shape[-1]) * (int(xp.finfo(dtype).bits) // 8)
     if math.prod(shape) // shape[-1] * row_bytes <= SETTINGS.threshold_bytes:
         return None
-    if accelerator:
-        return _accelerator_rows(shape)
+    if on_accelerator is not None and on_accelerator():
+        rows = int(math.prod(shape)) // int(shape[-1])
+        return -(-rows // SETTINGS.accelerator_chunks)  # ceil
     return max(1, SETTINGS.chunk_bytes // max(row_bytes, 1))  # at least one row
-
-
-def _accelerator_rows(shape: tuple[Any, ...]) -> int:
-    """Rows per chunk on an accelerator: ``accelerator_chunks`` chunks (the last may be smaller)."""
-    rows = int(math.prod(shape)) // int(shape[-1])
-    return -(-rows // SETTINGS.accelerator_chunks)
 
 
 def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> Any:
@@ -179,11 +176,16 @@ def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> An
     first = arrays[0]
     backend = get_backend(first)
     shape = tuple(first.shape)
-    size = rows_per_chunk(shape, axis, first.dtype, xp, lazy=backend.lazy)
+    size = rows_per_chunk(
+        shape,
+        axis,
+        first.dtype,
+        xp,
+        lazy=backend.lazy,
+        on_accelerator=lambda: backend.on_accelerator(first),
+    )
     if size is None:
         return fn(*arrays)
-    if backend.on_accelerator(first):  # asked only above the threshold: ~3 µs on torch
-        size = _accelerator_rows(shape)
     lead, width = tuple(first.shape[:-1]), first.shape[-1]
     flat = tuple(xp.reshape(a, (-1, width)) for a in arrays)
     kernel = fused_kernel("chunked_rows", first)

@@ -263,9 +263,8 @@ def _kl_chunk_grads(
 
 
 _KL_LOGITS_CHUNK_GRADS = functools.partial(_kl_chunk_grads, logits=True)
-_CLOSED_FORMS: dict[
-    str, Callable[..., None]
-] = {  # RowFn.closed_form -> the chunk's gradients, written in place
+# RowFn.closed_form -> the function that writes a chunk's gradients in place
+_CLOSED_FORMS: dict[str, Callable[..., None]] = {
     "kl": _kl_chunk_grads,
     "kl_reverse": _kl_chunk_grads,
     "kl_logits": _KL_LOGITS_CHUNK_GRADS,
