@@ -318,3 +318,37 @@ def test_entropy_of_logits_kernel_declines_gradients_and_transforms() -> None:
     assert np.all(np.isfinite(grad.numpy()))  # the declined path: finite at -inf logits
     (expected,) = torch.autograd.grad(entropy_value(x, from_logits=True, reduction="sum"), x)
     np.testing.assert_allclose(grad.numpy(), expected.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_entropy_of_logits_kernel_rechecks_only_nan_rows_on_the_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the row max is taken only over the rows whose value is NaN (dead rows and NaN
+    # logits), not over the whole input: no amax at all when no row is NaN
+    seen: list[tuple[int, ...]] = []
+    original = torch.amax
+
+    def counting(x: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(tuple(x.shape))
+        return original(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "amax", counting)
+    live = _t(LOGITS[[0, 1, 3, 4]], torch.float32)
+    rows = _torch_kernels.neg_entropy_of_logits_rows(live, -1, 1.0)
+    assert rows is not None and seen == []
+    np.testing.assert_allclose(
+        rows.numpy(), -_entropy_of_logits(LOGITS[[0, 1, 3, 4]], 1.0), rtol=1e-5
+    )
+    rows = _torch_kernels.neg_entropy_of_logits_rows(_t(LOGITS, torch.float32), -1, 1.0)
+    assert rows is not None and seen == [(2, 4)]  # the dead row and the NaN row
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_entropy_of_logits_kernel_along_the_first_axis(dtype: Any) -> None:
+    # the NaN-row recheck on a distribution axis that is not the last one
+    x = _t(LOGITS.T.copy(), dtype)
+    rows = _torch_kernels.neg_entropy_of_logits_rows(x, 0, 2.0)
+    assert rows is not None
+    expected = -_entropy_of_logits(LOGITS, 2.0)
+    np.testing.assert_allclose(rows.numpy(), expected, **_tol(dtype))
+    assert rows[2].item() == 0.0 and np.isnan(rows[-1].item())

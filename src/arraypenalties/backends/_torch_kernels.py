@@ -143,7 +143,8 @@ def neg_entropy_of_logits_rows(
     one log-softmax temporary: ``exp``, then ``log p`` floored at the lowest finite
     value (``0·(-inf)`` becomes ``0·finite``; NaN stays NaN), the product and the sum,
     what a hand-written ``log_softmax``-``exp``-product-sum takes plus the floor. A row
-    that is all ``-inf`` (log-softmax NaN) gives 0. Declined (None) when a gradient is
+    that is all ``-inf`` (log-softmax NaN) gives 0; on the CPU only NaN rows are checked
+    for it. Declined (None) when a gradient is
     recorded: the guarded whole form then keeps every gradient finite."""
     if (torch.is_grad_enabled() and x.requires_grad) or _transformed(x):
         return None
@@ -151,8 +152,16 @@ def neg_entropy_of_logits_rows(
     lp = torch.log_softmax(scaled, dim=axis)
     p = torch.exp(lp)
     rows = p.mul_(lp.clamp_(min=torch.finfo(lp.dtype).min)).sum(dim=axis)
-    dead = torch.amax(scaled, dim=axis) == -math.inf
-    return rows.masked_fill_(dead, 0.0)
+    if scaled.device.type != "cpu":  # no host sync on an accelerator: one more pass instead
+        return rows.masked_fill_(torch.amax(scaled, dim=axis) == -math.inf, 0.0)
+    # on the CPU only the NaN rows are looked at again (a dead row, or a NaN logit): a
+    # pass over the whole input for the row max cost a fifth of the time
+    nan = torch.isnan(rows)
+    if bool(nan.any()):
+        where = nan.nonzero(as_tuple=True)
+        dead = torch.amax(scaled.movedim(axis, -1)[where], dim=-1) == -math.inf
+        rows[where] = rows[where].masked_fill_(dead, 0.0)
+    return rows
 
 
 def log_softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
