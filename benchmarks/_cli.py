@@ -217,8 +217,10 @@ def bench_main(
     *,
     quick_help: str = "fewer, shorter repeats (smoke run)",
     extra_modules: Sequence[str] = (),
+    footer: str = "median per-call times; ratio = ours / native",
 ) -> int:
-    """Parse ``argv``, time ``run``, print the environment, table and footer; maybe JSON."""
+    """Parse ``argv``, time ``run``, print the environment, table and ``footer``
+    (what the numbers are); maybe JSON."""
     args = build_parser(doc, quick_help).parse_args(argv)
     start = time.perf_counter()
     results = run(quick=args.quick, frameworks=args.frameworks, torch_threads=args.torch_threads)
@@ -228,7 +230,7 @@ def bench_main(
     print()
     print(format_table(results))
     print()
-    print(f"median per-call times; ratio = ours / native; {'quick' if args.quick else 'full'} run")
+    print(f"{footer}; {'quick' if args.quick else 'full'} run")
     print(f"took {wall:.1f} s")
     if args.json:
         write_json(

@@ -279,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"extra": extra}))
         return 0
     quick_help = "torch KL on [64, 32768] only"
-    return bench_main(__doc__, run, format_table, argv, quick_help=quick_help)
+    footer = "peak memory beyond the inputs and their gradients, in inputs"
+    return bench_main(__doc__, run, format_table, argv, quick_help=quick_help, footer=footer)
 
 
 if __name__ == "__main__":

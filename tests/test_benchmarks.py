@@ -121,12 +121,14 @@ def test_resnet50_shapes_are_the_real_ones() -> None:
 def test_quick_divergence_memory_benchmark_runs(tmp_path: pathlib.Path) -> None:
     out = tmp_path / "memory.json"
     script = ROOT / "benchmarks" / "bench_divergences_memory.py"
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(script), "--quick", "--json", str(out)],
         check=True,
         capture_output=True,
         text=True,
     )
+    # the footer says what the numbers are: memory, not the timing scripts' times
+    assert "peak memory beyond the inputs" in done.stdout and "per-call" not in done.stdout
     rows = json.loads(out.read_text())["results"]
     assert [(row["framework"], row["case"], row["shape"]) for row in rows] == [
         ("torch", "kl", "64x32768")
