@@ -144,8 +144,8 @@ def neg_entropy_of_logits_rows(
     value (``0·(-inf)`` becomes ``0·finite``; NaN stays NaN), the product and the sum,
     what a hand-written ``log_softmax``-``exp``-product-sum takes plus the floor. A row
     that is all ``-inf`` (log-softmax NaN) gives 0; on the CPU only NaN rows are checked
-    for it. Declined (None) when a gradient is
-    recorded: the guarded whole form then keeps every gradient finite."""
+    for it. Declined (None) when a gradient is recorded: the guarded whole form then
+    keeps every gradient finite."""
     if (torch.is_grad_enabled() and x.requires_grad) or _transformed(x):
         return None
     scaled = x if temperature == 1.0 else x / temperature
