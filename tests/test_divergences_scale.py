@@ -246,6 +246,41 @@ def test_on_an_accelerator_the_rows_split_into_a_number_of_chunks(
     assert_close(rows, xp.asarray(rel_entr(np.exp(LP), np.exp(LQ_FULL)).sum(-1)), rtol=1e-12)
 
 
+@pytest.mark.parametrize(("threads", "chunk_bytes"), [(1, 512 << 10), (2, 1 << 20), (8, 2 << 20)])
+def test_torch_cpu_chunks_are_512_kib_per_thread_up_to_2_mib(
+    threads: int, chunk_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch runs a chunk's kernels one after another, each split between its threads: a
+    chunk sized per thread keeps its temporaries in each core's L2 cache. An explicit
+    ``chunk_bytes`` still wins."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        calls = _count_kernel_calls("torch", monkeypatch)
+        row_bytes = 1 << 12  # 1024 float32
+        x = torch.zeros(4100, 1024)  # just over 16 MiB
+        assert get_backend(x).cpu_chunk_bytes() == chunk_bytes
+        with chunking(threshold_bytes=16 << 20):
+            entropy_value(x, from_logits=True)
+            x.requires_grad_(True)
+            kl_divergence(x, x.detach(), from_logits=True).backward()
+        with chunking(threshold_bytes=16 << 20, chunk_bytes=64 * row_bytes):
+            kl_divergence(x, x.detach(), from_logits=True)
+    finally:
+        torch.set_num_threads(before)
+    assert calls == [chunk_bytes // row_bytes] * 2 + [64]
+
+
+def test_other_backends_chunk_2_mib_on_the_cpu() -> None:
+    from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
+
+    assert FiniteDifferenceBackend("numpy").cpu_chunk_bytes() == 2 << 20
+    jax = pytest.importorskip("jax")
+    a = jax.numpy.zeros(3, dtype=jax.numpy.float32)
+    assert get_backend(a).cpu_chunk_bytes() == 2 << 20
+
+
 def test_which_arrays_are_on_an_accelerator() -> None:
     from arraypenalties.backends._finite_diff import FiniteDifferenceBackend
 
@@ -265,7 +300,7 @@ def test_which_arrays_are_on_an_accelerator() -> None:
 
 
 def test_default_threshold_is_32_mib_of_one_input() -> None:
-    assert SETTINGS.threshold_bytes == 32 << 20 and SETTINGS.chunk_bytes == 2 << 20
+    assert SETTINGS.threshold_bytes == 32 << 20 and SETTINGS.chunk_bytes is None  # backend's
     assert SETTINGS.accelerator_chunks == 16
     on_gpu = {"on_accelerator": lambda: True}
 
@@ -278,6 +313,11 @@ def test_default_threshold_is_32_mib_of_one_input() -> None:
     assert rows_per_chunk((1024, 8192), 1, np.float32, np) is None  # exactly 32 MiB
     assert rows_per_chunk((1025, 8192), 1, np.float32, np) == 64  # 2 MiB of 32 KiB rows
     assert rows_per_chunk((4, 257, 8192), 2, np.float32, np) == 64  # leading axes flattened
+    half = {"cpu_chunk_bytes": lambda: 1 << 20}  # a backend's own CPU chunk
+    assert rows_per_chunk((1025, 8192), 1, np.float32, np, **half) == 32
+    assert rows_per_chunk((1025, 8192), 1, np.float32, np, **half, **on_gpu) == 65
+    with chunking(chunk_bytes=4 << 20):  # set explicitly: the backend is not asked
+        assert rows_per_chunk((1025, 8192), 1, np.float32, np, **half) == 128
     assert rows_per_chunk((8192, 1025), 0, np.float32, np) is None  # not the last axis
     assert rows_per_chunk((1 << 24,), 0, np.float32, np) is None  # one row
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from arraypenalties._lib.checks import check_int
 from arraypenalties.backends import get_backend
-from arraypenalties.backends.primitives import fused_kernel, has_autodiff
+from arraypenalties.backends.primitives import CPU_CHUNK_BYTES, fused_kernel, has_autodiff
 
 
 @dataclass
@@ -34,7 +34,8 @@ class ChunkSettings:
     """When and how finely the divergences chunk their rows (process-wide)."""
 
     threshold_bytes: int = 32 << 20  # an input larger than this is processed in chunks
-    chunk_bytes: int = 2 << 20  # of about this many bytes of one input each (CPU)
+    # of about this many bytes of one input each on the CPU (None: the backend's choice)
+    chunk_bytes: int | None = None
     accelerator_chunks: int = 16  # on an accelerator: this many chunks of equal rows
 
 
@@ -83,7 +84,9 @@ def chunking(
         processed in chunks of rows. Default 32 MiB.
     chunk_bytes : int, optional
         About how many bytes of one input each chunk holds (at least one row), on
-        the CPU. Default 2 MiB: a chunk's temporaries stay in the cache.
+        the CPU. Default: the backend's, sized so that a chunk's temporaries stay in
+        the cache: 512 KiB per torch intra-op thread (``torch.get_num_threads()``) up to
+        2 MiB on torch, 2 MiB elsewhere.
     accelerator_chunks : int, optional
         On an accelerator (a GPU: CUDA torch, jax on a GPU, cupy) the rows are
         split into this many chunks of equal size instead. Default 16: a kernel
@@ -148,12 +151,14 @@ def rows_per_chunk(
     *,
     lazy: bool = False,
     on_accelerator: Callable[[], bool] | None = None,
+    cpu_chunk_bytes: Callable[[], int] | None = None,
 ) -> int | None:
     """Rows per chunk for an input of ``shape``, or None where it is not chunked
     (``lazy`` arrays, dask, are left to the framework's own chunks). Above the
     threshold ``on_accelerator()`` is asked (it costs ~3 µs on torch): on an
     accelerator the rows split into ``accelerator_chunks`` equal chunks (the last may
-    be smaller) instead of chunks of ``chunk_bytes``."""
+    be smaller) instead of chunks of ``chunk_bytes``, which when unset is
+    ``cpu_chunk_bytes()`` (the backend's; without one, :data:`CPU_CHUNK_BYTES`)."""
     if len(shape) < 2 or axis != len(shape) - 1 or lazy:
         return None
     if math.prod(shape) * 8 <= SETTINGS.threshold_bytes:  # small at any dtype: no finfo
@@ -164,7 +169,10 @@ def rows_per_chunk(
     if on_accelerator is not None and on_accelerator():
         rows = int(math.prod(shape)) // int(shape[-1])
         return -(-rows // SETTINGS.accelerator_chunks)  # ceil
-    return max(1, SETTINGS.chunk_bytes // max(row_bytes, 1))  # at least one row
+    chunk_bytes = SETTINGS.chunk_bytes
+    if chunk_bytes is None:
+        chunk_bytes = CPU_CHUNK_BYTES if cpu_chunk_bytes is None else cpu_chunk_bytes()
+    return max(1, chunk_bytes // max(row_bytes, 1))  # at least one row
 
 
 def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> Any:
@@ -183,6 +191,7 @@ def rows_in_chunks(fn: RowFn, arrays: tuple[Any, ...], axis: int, xp: Any) -> An
         xp,
         lazy=backend.lazy,
         on_accelerator=lambda: backend.on_accelerator(first),
+        cpu_chunk_bytes=backend.cpu_chunk_bytes,
     )
     if size is None:
         return fn(*arrays)

@@ -11,6 +11,9 @@ from arraypenalties._lib.errors import BackendError, InvalidTypeError, InvalidVa
 from arraypenalties._lib.namespace import describe_type, get_xp
 from arraypenalties._lib.ops import logsumexp_array_api
 
+# the default bytes of one input in a chunk of rows on the CPU (Backend.cpu_chunk_bytes)
+CPU_CHUNK_BYTES = 2 << 20
+
 Array = Any
 ScalarFn = Callable[[Array], Array]
 
@@ -163,6 +166,12 @@ class Backend:
         count, not bytes: every kernel launch costs microseconds, so the CPU's
         cache-sized chunks would spend their time launching."""
         return False
+
+    def cpu_chunk_bytes(self) -> int:
+        """About how many bytes of one input a chunk of rows holds on the CPU when
+        ``divergences.chunking`` does not set ``chunk_bytes``: :data:`CPU_CHUNK_BYTES`,
+        so that a chunk's temporaries stay in the cache."""
+        return CPU_CHUNK_BYTES
 
     def chunked_rows(
         self, row_fn: Callable[..., Array], arrays: tuple[Array, ...], /, *, rows_per_chunk: int

@@ -12,6 +12,7 @@ import torch.func
 from arraypenalties._lib.errors import BackendError
 from arraypenalties.backends import _torch_kernels
 from arraypenalties.backends._base import (
+    CPU_CHUNK_BYTES,
     Array,
     Backend,
     ScalarFn,
@@ -20,6 +21,13 @@ from arraypenalties.backends._base import (
     int_seed,
     rng_type_error,
 )
+
+# torch's CPU chunks: this many bytes of one input per intra-op thread, at most
+# CPU_CHUNK_BYTES. torch runs a chunk's kernels one after another, each over the whole
+# chunk split between the threads, so a chunk and its two temporaries stay in each core's
+# L2 cache. At 1 thread (2 MiB L2) over [4096, 32000] float32, against 2 MiB chunks: the
+# entropy of logits 204 vs 249 ms, the KL's gradient 1.16 vs 1.33 s.
+CHUNK_BYTES_PER_THREAD = 512 << 10
 
 
 def _check_autograd(x: torch.Tensor) -> None:
@@ -240,6 +248,9 @@ class TorchBackend(Backend):
 
     def on_accelerator(self, x: Array, /) -> bool:
         return x.device.type not in ("cpu", "meta")
+
+    def cpu_chunk_bytes(self) -> int:
+        return min(CPU_CHUNK_BYTES, CHUNK_BYTES_PER_THREAD * torch.get_num_threads())
 
     def chunked_rows(
         self, row_fn: Callable[..., Array], arrays: tuple[Array, ...], /, *, rows_per_chunk: int
