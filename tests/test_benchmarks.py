@@ -32,6 +32,15 @@ def _divergences(payload: dict[str, Any], rows: Rows) -> None:
         assert peers >= {"F.kl_div", "Categorical", "TRL chunked", "log_softmax + ours"}
 
 
+def _exactness(payload: dict[str, Any], rows: Rows) -> None:
+    assert {row["framework"] for row in rows} == INSTALLED
+    if "jax" in INSTALLED:  # XLA's flop estimate of the peer around the inline line
+        optax = {r["shape"]: r["flops"] for r in rows if r["form"] == "optax itself"}
+        assert optax["8x32"] < 1000 < optax["8x40"]
+        forms = [r["form"] for r in rows if r["framework"] == "jax" and r["shape"] == "8x32"]
+        assert forms[-1] == "entropy_value" and "kl_divergence" in forms
+
+
 def _gradient_penalty(payload: dict[str, Any], rows: Rows) -> None:
     assert {row["framework"] for row in rows} == INSTALLED
     for row in rows:
@@ -50,12 +59,14 @@ def _pipeline(payload: dict[str, Any], rows: Rows) -> None:
 
 
 GP_SKIP = "the critic-step benchmark needs torch or jax; neither is installed"
+EXACTNESS_SKIP = "the exactness benchmark measures torch and jax; neither is installed"
 PIPELINE_SKIP = "the pipeline benchmark compares against torch and jax; neither is installed"
 
 # script, the key the ratio divides by, the script's own checks, why to skip without torch/jax
 SCRIPTS = [
     ("bench_penalties.py", "native_us", _penalties, None),
     ("bench_divergences.py", "native_us", _divergences, None),
+    ("bench_exactness.py", "native_us", _exactness, EXACTNESS_SKIP),
     ("bench_gradient_penalty.py", "native_us", _gradient_penalty, GP_SKIP),
     ("bench_transforms.py", "native_us", _transforms, None),
     ("bench_pipeline.py", "reference_us", _pipeline, PIPELINE_SKIP),

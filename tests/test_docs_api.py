@@ -107,3 +107,8 @@ def test_benchmark_figure_reads_every_ratio_table() -> None:
         "| jax | l1 | 1,000 | 9.69 | 9.67 | 1.00 |\n\n## Other\n| a | b |\n|---|---|\n| 1 | 2 |\n"
     )
     assert tables == [("Results", ["torch · l2 · 16", "jax · l1 · 1,000"], [1.51, 1.00])]
+    flops = _script("figures").benchmark_tables(  # a flop count is a number, not a label
+        "## Exact\n\n| case | form | XLA flops | µs | ratio |\n|---|---|---:|---:|---:|\n"
+        "| kl | ours | 2,048 | 30.1 | 3.93 |\n"
+    )
+    assert flops == [("Exact", ["kl · ours"], [3.93])]

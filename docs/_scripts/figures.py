@@ -123,7 +123,7 @@ def benchmark_tables(text: str) -> list[tuple[str, list[str], list[float]]]:
 
 
 def _is_number_column(name: str) -> bool:
-    return bool(re.search(r"µs|ratio|target", name))
+    return bool(re.search(r"µs|ratio|target|flops", name))
 
 
 def benchmarks(out: pathlib.Path) -> None:
