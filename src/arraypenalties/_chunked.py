@@ -26,7 +26,8 @@ from typing import Any
 
 from arraypenalties._lib.checks import check_int
 from arraypenalties.backends import get_backend
-from arraypenalties.backends.primitives import CPU_CHUNK_BYTES, fused_kernel, has_autodiff
+from arraypenalties.backends._base import CPU_CHUNK_BYTES
+from arraypenalties.backends.primitives import fused_kernel, has_autodiff
 
 
 @dataclass

@@ -21,10 +21,9 @@ from typing import Any
 
 from arraypenalties._lib.ops import safe_sqrt
 from arraypenalties.backends import get_backend
-from arraypenalties.backends._base import CPU_CHUNK_BYTES, MAX_SEED, Backend
+from arraypenalties.backends._base import MAX_SEED, Backend
 
 __all__ = [
-    "CPU_CHUNK_BYTES",
     "MAX_SEED",
     "as_array",
     "fused_kernel",
