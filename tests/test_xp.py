@@ -10,7 +10,13 @@ import pytest
 
 import arraypenalties._lib.namespace as xp_module
 from arraypenalties import ArrayPenaltiesError, InvalidTypeError, InvalidValueError, l2
-from arraypenalties._lib.checks import check_choice, check_real, check_reduction, element_count
+from arraypenalties._lib.checks import (
+    check_callable,
+    check_choice,
+    check_real,
+    check_reduction,
+    element_count,
+)
 from arraypenalties._lib.namespace import get_xp
 from arraypenalties.backends.primitives import reduce
 from arraypenalties.testing import assert_close
@@ -88,6 +94,19 @@ def test_check_real() -> None:
         check_real(math.nan, "t", allow_inf=True)
     with pytest.raises(InvalidTypeError, match="`t` must be a real number; got array"):
         check_real(np.asarray(1.0), "t")
+
+
+def test_check_callable_names_the_parameter_and_the_type_given() -> None:
+    assert check_callable(len, "fn") is len
+    assert check_callable(None, "sink", optional=True) is None
+    with pytest.raises(InvalidTypeError, match=r"^`fn` must be callable; got builtins\.int$"):
+        check_callable(5, "fn")
+    or_none = r"^`sink` must be a callable sink\(report\) or None; got builtins\.str$"
+    with pytest.raises(InvalidTypeError, match=or_none):
+        check_callable("print", "sink", what="a callable sink(report)", optional=True)
+    huge = np.zeros(10_000)  # the type is shown, never a repr of the value
+    with pytest.raises(InvalidTypeError, match=r"got numpy\.ndarray$"):
+        check_callable(huge, "fn")
 
 
 def test_check_reduction_and_element_count(xp: Any) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from arraypenalties._lib.checks import (
+    check_callable,
     check_choice,
     check_real,
     check_real_floating,
@@ -33,9 +34,7 @@ METHODS = ("auto", "torch.func")
 
 
 def _check_fn(fn: object) -> None:
-    if not callable(fn):
-        msg = f"`fn` must be a callable returning a 0-d array; got {describe_type(fn)}"
-        raise InvalidTypeError(msg)
+    check_callable(fn, "fn", what="a callable returning a 0-d array")
 
 
 def _check_batch_axis(batch_axis: object, x: Any, name: str = "x") -> int | None:

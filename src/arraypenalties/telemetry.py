@@ -44,6 +44,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from arraypenalties._lib.checks import check_callable
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 
 __all__ = [
@@ -108,9 +109,7 @@ def attach(handler_id: str | object, events: Iterable[Event], handler: Handler |
     if handler_id in _by_id:
         msg = f"`handler_id` {handler_id!r} is already attached; detach it first"
         raise InvalidValueError(msg)
-    if not callable(handler):
-        msg = f"`handler` must be callable; got {handler!r}"
-        raise InvalidTypeError(msg)
+    handler = check_callable(handler, "handler")
     checked = tuple(dict.fromkeys(_check_event(event) for event in events))
     if not checked:
         msg = "`events` must name at least one event"

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from arraypenalties._lib.checks import check_callable
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties._lib.namespace import describe_type, device_of, get_xp
 from arraypenalties.backends.primitives import as_array
@@ -325,9 +326,7 @@ def tree_penalty(
     array(5.)
     """
     given: object = penalty  # checked at run time whatever the annotation says
-    if not callable(given):
-        msg = f"`penalty` must be callable, e.g. arraypenalties.l2; got {describe_type(penalty)}"
-        raise InvalidTypeError(msg)
+    check_callable(given, "penalty", what="callable, e.g. arraypenalties.l2")
     tree = _as_tree(tree)
     leaves, treedef = flatten(tree)
     if not leaves:

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
-from arraypenalties._lib.namespace import get_xp
+from arraypenalties._lib.namespace import describe_type, get_xp
 
 __all__ = [
     "REDUCTIONS",
     "check_axis",
     "check_bool",
+    "check_callable",
     "check_choice",
     "check_int",
     "check_optional_positive",
@@ -95,6 +96,34 @@ def check_bool(value: object, name: str) -> bool:
         msg = f"`{name}` must be True or False; got {value!r} of type {type(value).__name__}"
         raise InvalidTypeError(msg)
     return value
+
+
+@overload
+def check_callable(
+    value: object, name: str, *, what: str = ..., optional: Literal[False] = ...
+) -> Callable[..., Any]: ...
+
+
+@overload
+def check_callable(
+    value: object, name: str, *, what: str = ..., optional: bool
+) -> Callable[..., Any] | None: ...
+
+
+def check_callable(
+    value: object, name: str, *, what: str = "callable", optional: bool = False
+) -> Callable[..., Any] | None:
+    """Return ``value`` if it is callable (or None, when ``optional``); raise naming
+    ``name`` otherwise.
+
+    ``what`` says what is expected (``"a callable fn(updates, params)"``); the message
+    shows the type of what was given, never its ``repr`` (an array's may be huge).
+    """
+    if callable(value) or (optional and value is None):
+        return cast("Callable[..., Any] | None", value)
+    allowed = f"{what} or None" if optional else what
+    msg = f"`{name}` must be {allowed}; got {describe_type(value)}"
+    raise InvalidTypeError(msg)
 
 
 def check_int(value: object, name: str, *, low: int | None = None, high: int | None = None) -> int:

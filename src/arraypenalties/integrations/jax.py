@@ -53,6 +53,7 @@ from arraypenalties import (
     UnknownNameError,
     tree_penalty,
 )
+from arraypenalties._lib.checks import check_callable
 from arraypenalties.integrations._sown import activity_terms, check_spec, sown_values, zero_d
 from arraypenalties.integrations._traced_schedules import traced_weight
 from arraypenalties.integrations.optax import to_optax
@@ -190,9 +191,7 @@ def _slots(
 
 def _check_arguments(apply_fn: Any, loss_fn: Any, optimizer: Any, penalties: Any) -> None:
     for value, name in ((apply_fn, "apply_fn"), (loss_fn, "loss_fn")):
-        if not callable(value):
-            msg = f"`{name}` must be callable; got {value!r}"
-            raise InvalidTypeError(msg)
+        check_callable(value, name)
     if not (
         callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
     ):

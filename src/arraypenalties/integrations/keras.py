@@ -23,7 +23,7 @@ from typing import Any
 
 import keras
 
-from arraypenalties._lib.checks import check_real
+from arraypenalties._lib.checks import check_callable, check_real
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError, UnknownNameError
 from arraypenalties.pipelines import known_penalties
 
@@ -46,9 +46,7 @@ def _resolve(penalty: object) -> tuple[Callable[..., Array], str | None]:
             msg = f"`penalty` {penalty!r} is not a known penalty name; known: {sorted(known)}"
             raise UnknownNameError(msg)
         return known[penalty], penalty
-    if not callable(penalty):
-        msg = f"`penalty` must be a penalty name or a function; got {penalty!r}"
-        raise InvalidTypeError(msg)
+    penalty = check_callable(penalty, "penalty", what="a penalty name or a function")
     name = next((key for key, fn in known.items() if fn is penalty), None)
     return penalty, name
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from arraypenalties import InvalidTypeError, InvalidValueError, NonFiniteError, telemetry
-from arraypenalties._lib.checks import check_bool
+from arraypenalties._lib.checks import check_bool, check_callable
 from arraypenalties.tinker._autograd import linear_total, reaches_all, touch
 from arraypenalties.tinker._data import check_batch
 from arraypenalties.tinker._report import (
@@ -32,7 +32,6 @@ from arraypenalties.tinker._report import (
 from arraypenalties.tinker._specs import (
     RegularizerError,
     RegularizerSpec,
-    check_callable,
     check_on_nonfinite,
     check_specs,
     reaches_every_datum,

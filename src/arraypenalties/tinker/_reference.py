@@ -14,12 +14,11 @@ import torch
 
 import arraypenalties as ap
 from arraypenalties import InvalidTypeError, InvalidValueError
-from arraypenalties._lib.checks import check_bool
+from arraypenalties._lib.checks import check_bool, check_callable
 from arraypenalties.tinker._data import MaskOption, check_mask, references
 from arraypenalties.tinker._gather import elements, need_rows, per_row, reduce, rows, selected
 from arraypenalties.tinker._specs import (
     RegularizerSpec,
-    check_callable,
     whole_batch_spec,
 )
 

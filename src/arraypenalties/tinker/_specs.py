@@ -14,7 +14,6 @@ __all__ = [
     "ON_NONFINITE",
     "RegularizerError",
     "RegularizerSpec",
-    "check_callable",
     "check_on_nonfinite",
     "check_specs",
     "reaches_every_datum",
@@ -139,14 +138,6 @@ def check_on_nonfinite(on_nonfinite: object) -> str:
         msg = f"`on_nonfinite` must be one of {list(ON_NONFINITE)}; got {on_nonfinite!r}"
         raise InvalidValueError(msg)
     return on_nonfinite
-
-
-def check_callable(value: object, name: str, *, optional: bool = False) -> None:
-    if callable(value) or (optional and value is None):
-        return
-    allowed = "callable or None" if optional else "callable"
-    msg = f"`{name}` must be {allowed}; got {value!r}"
-    raise InvalidTypeError(msg)
 
 
 # built-in terms whose graph reaches every datum's log-probs (they concatenate them all):

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from arraypenalties._lib.checks import is_real_floating
+from arraypenalties._lib.checks import check_callable, is_real_floating
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties._lib.namespace import describe_type, get_xp
 from arraypenalties.backends import get_backend, primitives
@@ -305,8 +305,6 @@ def stateless(fn: Callable[[Any, Any], Any], /) -> GradientTransformation:
     ([array([1., 2.])], EmptyState())
     """
     given: object = fn  # typed callable, but checked: callers may pass anything
-    if not callable(given):
-        msg = f"`fn` must be a callable fn(updates, params); got {describe_type(given)}"
-        raise InvalidTypeError(msg)
+    check_callable(given, "fn", what="a callable fn(updates, params)")
     name = getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
     return GradientTransformation(init_empty_state, _StatelessUpdate(fn, str(name)))

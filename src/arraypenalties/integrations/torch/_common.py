@@ -7,13 +7,12 @@ from typing import Any
 
 import torch
 
-from arraypenalties._lib.checks import check_real
+from arraypenalties._lib.checks import check_callable, check_real
 from arraypenalties._lib.errors import InvalidTypeError, UnknownNameError
 from arraypenalties._lib.namespace import describe_type
 from arraypenalties.pipelines import known_penalties
 
 __all__ = [
-    "check_callable",
     "check_opts",
     "check_penalty",
     "check_weight",
@@ -32,12 +31,7 @@ def check_penalty(penalty: object, name: str) -> Callable[..., Any]:
             msg += f"use one of {one_input}"
             raise UnknownNameError(msg)
         return known[penalty][0]
-    if not callable(penalty):
-        msg = (
-            f"`{name}` must be a function penalty(x, **opts) or a built-in name; "
-            f"got {describe_type(penalty)}"
-        )
-        raise InvalidTypeError(msg)
+    penalty = check_callable(penalty, name, what="a function penalty(x, **opts) or a built-in name")
     return penalty
 
 
@@ -82,9 +76,3 @@ def zero_like_module(module: torch.nn.Module) -> torch.Tensor:
         if param.is_floating_point():
             return torch.zeros((), dtype=param.dtype, device=param.device)
     return torch.zeros(())
-
-
-def check_callable(value: object, name: str, what: str) -> None:
-    if not callable(value):
-        msg = f"`{name}` must be {what}; got {describe_type(value)}"
-        raise InvalidTypeError(msg)

@@ -10,11 +10,10 @@ from typing import Any
 
 import torch
 
-from arraypenalties._lib.checks import check_int
+from arraypenalties._lib.checks import check_callable, check_int
 from arraypenalties._lib.errors import InvalidTypeError, InvalidValueError
 from arraypenalties._lib.namespace import describe_type
 from arraypenalties.integrations.torch._common import (
-    check_callable,
     check_opts,
     check_penalty,
     check_weight,
@@ -88,7 +87,7 @@ def wrap_loss(
     >>> loss(torch.tensor([1.0, -2.0]), torch.tensor([1.0, -2.0]))  # 0 + 0.1 · 3
     tensor(0.3000)
     """
-    check_callable(loss_fn, "loss_fn", "callable")
+    check_callable(loss_fn, "loss_fn")
     fn = check_penalty(penalty, "penalty")
     scale = check_weight(weight, "weight")
     index = check_int(argnum, "argnum", low=0)
@@ -116,7 +115,7 @@ def wrap_loss_with_pipeline(
     >>> loss(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0]))  # 0.1 · 3 + 0.01 · 5
     tensor(0.3500)
     """
-    check_callable(loss_fn, "loss_fn", "callable")
+    check_callable(loss_fn, "loss_fn")
     if not isinstance(pipeline, Pipeline):
         msg = f"`pipeline` must be an arraypenalties.Pipeline; got {describe_type(pipeline)}"
         raise InvalidTypeError(msg)

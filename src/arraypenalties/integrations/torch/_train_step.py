@@ -9,12 +9,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from arraypenalties._lib.checks import check_int
+from arraypenalties._lib.checks import check_callable, check_int
 from arraypenalties._lib.errors import InvalidTypeError, UnknownNameError
 from arraypenalties.backends import primitives
 from arraypenalties.integrations.torch._activity import ActivityRegularizer
 from arraypenalties.integrations.torch._common import (
-    check_callable,
     check_opts,
     inner_module,
 )
@@ -365,7 +364,7 @@ def make_train_step(
     (0.0, 1)
     """
     module = inner_module(model)
-    check_callable(loss_fn, "loss_fn", "callable")
+    check_callable(loss_fn, "loss_fn")
     check_optimizer(optimizer)
     output = None if penalties is None else OutputPenalties(penalties)
     parameters = _parameter_terms(module, parameter_penalties)
@@ -375,8 +374,7 @@ def make_train_step(
     schedule, check_every_step = _schedule(weight_schedules, allowed)
     track = check_int(track_every, "track_every", low=0)
     steps = None if total_steps is None else check_int(total_steps, "total_steps", low=1)
-    if log is not None:
-        check_callable(log, "log", "callable log(metrics, step) or None")
+    check_callable(log, "log", what="callable log(metrics, step)", optional=True)
     cast = None if autocast is None else check_opts(autocast, "autocast")
     return TrainStep(
         model,
