@@ -144,3 +144,23 @@ def test_torch_compile_fullgraph_as_the_very_first_call() -> None:
         + np.sum(np.abs(p))
     )
     assert float(result.stdout) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.backend("torch")
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_torch_compile_fullgraph_above_the_chunk_threshold(from_logits: bool) -> None:
+    # the chunking decision asks the backend for its CPU chunk size, which must trace
+    import torch
+
+    from arraypenalties.divergences import chunking
+
+    p, q = torch.asarray(LP.reshape(6, 5)), torch.asarray(LQ_SAME.reshape(6, 5))
+
+    def both(a: Any, b: Any) -> Any:
+        return kl_divergence(a, b, from_logits=from_logits) + entropy_value(
+            a, from_logits=from_logits
+        )
+
+    with chunking(threshold_bytes=1):  # every input is "large"; chunk size left unset
+        compiled = torch.compile(both, fullgraph=True, backend="eager")
+        torch.testing.assert_close(compiled(p, q), both(p, q), rtol=1e-12, atol=0)
