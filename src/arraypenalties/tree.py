@@ -325,8 +325,7 @@ def tree_penalty(
     >>> tree_penalty(l2, [("layer.weight", np.array([1.0])), ("layer.bias", np.array([2.0]))])
     array(5.)
     """
-    given: object = penalty  # checked at run time whatever the annotation says
-    check_callable(given, "penalty", what="callable, e.g. arraypenalties.l2")
+    check_callable(penalty, "penalty", what="callable, e.g. arraypenalties.l2")
     tree = _as_tree(tree)
     leaves, treedef = flatten(tree)
     if not leaves:

@@ -250,7 +250,7 @@ class TorchBackend(Backend):
         return x.device.type not in ("cpu", "meta")
 
     def cpu_chunk_bytes(self) -> int:
-        if torch.compiler.is_compiling():  # the compiled graph runs whole (no kernels), and
+        if self.is_compiling():  # the compiled graph runs whole (no kernels), and
             return CPU_CHUNK_BYTES  # torch.get_num_threads() would break it
         return min(CPU_CHUNK_BYTES, CHUNK_BYTES_PER_THREAD * torch.get_num_threads())
 

@@ -304,7 +304,6 @@ def stateless(fn: Callable[[Any, Any], Any], /) -> GradientTransformation:
     >>> tx.update([np.asarray([2.0, 4.0])], tx.init(None))
     ([array([1., 2.])], EmptyState())
     """
-    given: object = fn  # typed callable, but checked: callers may pass anything
-    check_callable(given, "fn", what="a callable fn(updates, params)")
+    check_callable(fn, "fn", what="a callable fn(updates, params)")  # callers may pass anything
     name = getattr(fn, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
     return GradientTransformation(init_empty_state, _StatelessUpdate(fn, str(name)))

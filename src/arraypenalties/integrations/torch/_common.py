@@ -31,8 +31,7 @@ def check_penalty(penalty: object, name: str) -> Callable[..., Any]:
             msg += f"use one of {one_input}"
             raise UnknownNameError(msg)
         return known[penalty][0]
-    penalty = check_callable(penalty, name, what="a function penalty(x, **opts) or a built-in name")
-    return penalty
+    return check_callable(penalty, name, what="a function penalty(x, **opts) or a built-in name")
 
 
 def check_weight(weight: object, name: str) -> float:
